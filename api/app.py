@@ -1,0 +1,65 @@
+"""The FastAPI application: `create_app()` wires settings, database, clock and routers."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api.errors import install_error_handlers
+from api.routers import callbacks, events, health
+from callcenter.clock import Clock, SystemClock
+from callcenter.config import Settings, get_settings
+from callcenter.db import Database
+
+log = logging.getLogger("callcenter.api")
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    database: Database | None = None,
+    clock: Clock | None = None,
+    start_scheduler: bool | None = None,
+) -> FastAPI:
+    settings = settings or get_settings()
+    database = database or Database(settings.database_url)
+    clock = clock or SystemClock()
+    run_scheduler = settings.scheduler_enabled if start_scheduler is None else start_scheduler
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        scheduler = None
+        if run_scheduler:
+            from scheduler.runner import build_scheduler
+
+            scheduler = build_scheduler(database=database, clock=clock, settings=settings)
+            scheduler.start()
+            log.info("scheduler started in-process")
+        try:
+            yield
+        finally:
+            if scheduler is not None:
+                scheduler.shutdown(wait=False)
+
+    app = FastAPI(
+        title="callcenter",
+        version="0.1.0",
+        summary="The 10050 callback centre: callback queue, calling windows and attempts.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.database = database
+    app.state.clock = clock
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(events.router)
+    app.include_router(callbacks.router)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """The factory uvicorn calls (`--factory`): everything from the environment."""
+    return create_app()

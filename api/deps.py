@@ -1,0 +1,94 @@
+"""Dependencies: the settings, a unit of work, the clock's `now`, and the current user."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from callcenter.clock import Clock
+from callcenter.config import Settings
+from callcenter.db import Database, UnitOfWork
+from callcenter.users.models import User, UserRole
+from callcenter.users.service import user_for_token
+
+_bearer = HTTPBearer(auto_error=False, description="An API token: `Authorization: Bearer cc_…`")
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_database(request: Request) -> Database:
+    database: Database = request.app.state.database
+    return database
+
+
+def get_uow(request: Request) -> UnitOfWork:
+    return get_database(request).uow()
+
+
+def get_clock(request: Request) -> Clock:
+    clock: Clock = request.app.state.clock
+    return clock
+
+
+def get_now(clock: Annotated[Clock, Depends(get_clock)]) -> datetime:
+    return clock.now()
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+UowDep = Annotated[UnitOfWork, Depends(get_uow)]
+NowDep = Annotated[datetime, Depends(get_now)]
+
+
+def get_current_user(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> User:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "an API token is required: send `Authorization: Bearer <token>`",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    user = user_for_token(get_uow(request), token=credentials.credentials)
+    if user is None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "the API token is not valid (unknown, revoked, or its user is disabled)",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return user
+
+
+CurrentUser = Annotated[User, Depends(get_current_user)]
+
+
+def require_roles(*roles: UserRole) -> Callable[[User], User]:
+    """A dependency that lets only users with one of `roles` through (403 otherwise)."""
+    allowed = frozenset(roles)
+
+    def check(user: CurrentUser) -> User:
+        if user.role not in allowed:
+            names = ", ".join(sorted(allowed))
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                f"your role ({user.role}) may not do this; it needs one of: {names}",
+            )
+        return user
+
+    return check
+
+
+CALLERS = (UserRole.AGENT, UserRole.SUPERVISOR, UserRole.RETENTION_LEAD)
+READERS = (*CALLERS, UserRole.MANAGER, UserRole.ADMIN)
+INTEGRATIONS = (UserRole.SYSTEM, UserRole.ADMIN)
+
+Caller = Annotated[User, Depends(require_roles(*CALLERS))]
+Reader = Annotated[User, Depends(require_roles(*READERS))]
+Integration = Annotated[User, Depends(require_roles(*INTEGRATIONS))]

@@ -1,0 +1,95 @@
+"""Domain errors → HTTP errors with a message a person understands."""
+
+from __future__ import annotations
+
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from fastapi import FastAPI, Request, status
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from callcenter.callbacks.rules import CallBackTimeRefused, IllegalTransition
+from callcenter.errors import Conflict, InvalidField, NotFound, PermissionDenied
+
+
+def _field(loc: tuple[Any, ...] | list[Any]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path")]
+    return ".".join(parts) or "body"
+
+
+def _validation_detail(field: str, message: str, kind: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "loc": ["body", *field.split(".")],
+        "field": field,
+        "msg": message,
+        "type": kind,
+        **extra,
+    }
+
+
+async def _request_validation(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    detail = []
+    for error in exc.errors():
+        item = {key: error[key] for key in ("loc", "msg", "type") if key in error}
+        item["field"] = _field(error.get("loc", ()))
+        detail.append(item)
+    return JSONResponse(
+        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+        content=jsonable_encoder({"detail": detail}),
+    )
+
+
+async def _invalid_field(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, InvalidField)
+    return JSONResponse(
+        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+        content={"detail": [_validation_detail(exc.field, exc.reason, "value_error")]},
+    )
+
+
+async def _call_back_refused(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, CallBackTimeRefused)
+    zone = exc.zone
+    windows = []
+    for window in exc.valid:
+        entry = {"opens": window.opens.isoformat(), "closes": window.closes.isoformat()}
+        if zone:
+            tz = ZoneInfo(zone)
+            entry |= {
+                "opens_local": window.opens.astimezone(tz).isoformat(),
+                "closes_local": window.closes.astimezone(tz).isoformat(),
+            }
+        windows.append(entry)
+    message = exc.reason
+    if not windows:
+        message += "; there is no calling window left before the hard limit"
+    return JSONResponse(
+        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+        content={
+            "detail": [
+                _validation_detail(
+                    "call_back_at", message, "call_back_time_refused", next_valid_windows=windows
+                )
+            ]
+        },
+    )
+
+
+def _simple(code: int) -> Any:
+    async def handler(request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse(status_code=code, content={"detail": str(exc)})
+
+    return handler
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _request_validation)
+    app.add_exception_handler(InvalidField, _invalid_field)
+    app.add_exception_handler(CallBackTimeRefused, _call_back_refused)
+    app.add_exception_handler(NotFound, _simple(status.HTTP_404_NOT_FOUND))
+    app.add_exception_handler(PermissionDenied, _simple(status.HTTP_403_FORBIDDEN))
+    app.add_exception_handler(Conflict, _simple(status.HTTP_409_CONFLICT))
+    app.add_exception_handler(IllegalTransition, _simple(status.HTTP_409_CONFLICT))

@@ -1,0 +1,109 @@
+"""Agents claim callbacks and record attempts; everyone who may reads the queue."""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Response, status
+from pydantic import AwareDatetime
+
+from api.deps import Caller, NowDep, Reader, SettingsDep, UowDep
+from callcenter.callbacks.rules import CallbackStatus
+from callcenter.callbacks.schemas import (
+    AttemptCreate,
+    AttemptRecorded,
+    CallbackDetail,
+    CallbackFilters,
+    CallbackPage,
+    ClaimRead,
+)
+from callcenter.callbacks.service import claim_next, get_callback, list_callbacks, record_attempt
+from callcenter.config import CallbackType
+
+router = APIRouter(prefix="/api/v1/callbacks", tags=["callbacks"])
+
+_AUTH: dict[int | str, dict[str, Any]] = {
+    401: {"description": "No API token, or a wrong one."},
+    403: {"description": "Your role may not do this."},
+}
+
+
+@router.post(
+    "/claim",
+    summary="Take the next callback to make now",
+    responses={
+        204: {"description": "Nothing may be called now (no window open, or the queue is empty)."},
+        **_AUTH,
+    },
+)
+def claim(
+    uow: UowDep, now: NowDep, settings: SettingsDep, agent: Caller, response: Response
+) -> ClaimRead | None:
+    """Leases the customer whose callback has the earliest hard limit (then target) among
+    those whose calling window is open now, with all of that customer's callable callbacks:
+    the customer is called once. The lease lasts 15 minutes by default."""
+    claimed = claim_next(uow, agent=agent, now=now, config=settings.rules)
+    if claimed is None:
+        response.status_code = status.HTTP_204_NO_CONTENT
+    return claimed
+
+
+@router.post(
+    "/{callback_id}/attempts",
+    status_code=status.HTTP_201_CREATED,
+    summary="Record one attempt on a callback you hold",
+    responses={
+        404: {"description": "No such callback."},
+        409: {"description": "You do not hold this callback, or your lease lapsed."},
+        **_AUTH,
+    },
+)
+def post_attempt(
+    callback_id: int,
+    attempt: AttemptCreate,
+    uow: UowDep,
+    now: NowDep,
+    settings: SettingsDep,
+    agent: Caller,
+) -> AttemptRecorded:
+    return record_attempt(
+        uow,
+        callback_id=callback_id,
+        agent=agent,
+        attempt=attempt,
+        now=now,
+        config=settings.rules,
+    )
+
+
+@router.get("", summary="List callbacks", responses=_AUTH)
+def get_callbacks(
+    uow: UowDep,
+    now: NowDep,
+    _user: Reader,
+    status_: Annotated[list[CallbackStatus], Query(alias="status")] = [],  # noqa: B006
+    type_: Annotated[list[CallbackType], Query(alias="type")] = [],  # noqa: B006
+    due_before: Annotated[AwareDatetime | None, Query()] = None,
+    overdue: Annotated[bool | None, Query(description="Open and past the target.")] = None,
+    customer_id: Annotated[str | None, Query(max_length=64)] = None,
+    order_id: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> CallbackPage:
+    """In deadline order (earliest hard limit first). Phone numbers are masked."""
+    filters = CallbackFilters(
+        status=status_,
+        type=type_,
+        due_before=due_before,
+        overdue=overdue,
+        customer_id=customer_id,
+        order_id=order_id,
+    )
+    return list_callbacks(uow, filters=filters, limit=limit, offset=offset, now=now)
+
+
+@router.get(
+    "/{callback_id}",
+    summary="One callback with its attempts",
+    responses={404: {"description": "No such callback."}, **_AUTH},
+)
+def get_one(callback_id: int, uow: UowDep, now: NowDep, _user: Reader) -> CallbackDetail:
+    return get_callback(uow, callback_id=callback_id, now=now)

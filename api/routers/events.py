@@ -1,0 +1,73 @@
+"""The order system posts its events here (rules CB-1..CB-4, CB-7)."""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Response, status
+
+from api.deps import Integration, NowDep, SettingsDep, UowDep
+from callcenter.callbacks.schemas import BatchResult, CallbackRead, EventIn
+from callcenter.callbacks.service import ingest_event, ingest_events
+
+router = APIRouter(prefix="/api/v1/events", tags=["events"])
+
+_BATCH_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "array",
+                    "minItems": 1,
+                    "maxItems": 1000,
+                    "items": {"$ref": "#/components/schemas/EventIn"},
+                }
+            }
+        },
+    }
+}
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    summary="Post one event; answers with the callback it made",
+    responses={
+        200: {"model": CallbackRead, "description": "The same event again: nothing created."},
+        401: {"description": "No API token, or a wrong one."},
+        403: {"description": "The token's user is not an integration."},
+        409: {"description": "The event_id was used before for a different event."},
+    },
+)
+def post_event(
+    event: EventIn,
+    response: Response,
+    uow: UowDep,
+    now: NowDep,
+    settings: SettingsDep,
+    _user: Integration,
+) -> CallbackRead:
+    created, callback = ingest_event(uow, event=event, now=now, config=settings.rules)
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return callback
+
+
+@router.post(
+    "/batch",
+    summary="Post up to 1,000 events; a result per event, in order",
+    openapi_extra=_BATCH_BODY,
+    responses={
+        401: {"description": "No API token, or a wrong one."},
+        403: {"description": "The token's user is not an integration."},
+    },
+)
+def post_events(
+    events: Annotated[list[dict[str, Any]], Body(min_length=1, max_length=1000)],
+    uow: UowDep,
+    now: NowDep,
+    settings: SettingsDep,
+    _user: Integration,
+) -> BatchResult:
+    """Each event is validated on its own: a bad one is reported as `invalid` with its
+    errors and does not stop the others. Duplicates and conflicts are reported per event."""
+    return ingest_events(uow, events=events, now=now, config=settings.rules)

@@ -1,0 +1,837 @@
+"""Callback use cases: intake, claiming, attempts, listing. Each call owns one transaction."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from pydantic import TypeAdapter, ValidationError
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session, col
+
+from callcenter.callbacks import rules
+from callcenter.callbacks.models import Attempt, Callback, IntakeEvent
+from callcenter.callbacks.rules import (
+    CALLBACK_FOR_EVENT,
+    CLOSED_BY,
+    CLOSES_PROACTIVE,
+    AttemptOutcome,
+    CallbackStatus,
+)
+from callcenter.callbacks.schemas import (
+    AttemptCreate,
+    AttemptRead,
+    AttemptRecorded,
+    BatchResult,
+    CallbackDetail,
+    CallbackFilters,
+    CallbackPage,
+    CallbackRead,
+    ClaimRead,
+    CustomerContact,
+    CustomerRead,
+    EventIn,
+    FieldError,
+    IntakeResult,
+    IntakeStatus,
+)
+from callcenter.config import Channel, RulesConfig
+from callcenter.customers.models import Customer, DoNotCall, DoNotCallSource, KnownZone
+from callcenter.customers.rules import InvalidPhone, mask_phone, normalize_phone
+from callcenter.db import UnitOfWork
+from callcenter.errors import Conflict, InvalidField, NotFound
+from callcenter.users.models import User
+from callcenter.windows.rules import open_zones
+
+# Events may arrive a little ahead of our clock (clock skew), never from the future.
+MAX_CLOCK_SKEW = timedelta(minutes=5)
+_OPEN_SQL = "callbacks.status IN ('pending', 'claimed')"
+
+
+def _is_open_status() -> sa.ColumnElement[bool]:
+    # Written as literal SQL so that PostgreSQL matches it to the partial queue index.
+    return sa.literal_column(_OPEN_SQL, sa.Boolean()).self_group()
+
+
+class EventConflict(Conflict):
+    def __init__(self, event_id: str) -> None:
+        super().__init__(
+            f"event {event_id!r} was already received with a different body; "
+            "an event_id must not be reused for another event"
+        )
+
+
+class NotYourClaim(Conflict):
+    pass
+
+
+class LeaseExpired(Conflict):
+    pass
+
+
+# ---------------------------------------------------------------------------------------
+# Intake
+# ---------------------------------------------------------------------------------------
+
+_EVENT_ADAPTER: TypeAdapter[EventIn] = TypeAdapter(EventIn)
+
+
+@dataclass
+class _Prepared:
+    index: int
+    event: EventIn
+    phone: str
+    zone: str
+    body_hash: str
+
+
+def _field_errors(exc: ValidationError) -> list[FieldError]:
+    errors = []
+    for error in exc.errors():
+        loc = ".".join(str(part) for part in error["loc"]) or "body"
+        errors.append(FieldError(field=loc, message=error["msg"]))
+    return errors
+
+
+def _hash(event: EventIn, phone: str) -> str:
+    body = event.canonical()
+    body["customer"]["phone"] = phone
+    encoded = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(encoded.encode()).hexdigest()
+
+
+def _prepare(
+    index: int, event: EventIn, *, now: datetime, config: RulesConfig
+) -> _Prepared | IntakeResult:
+    errors: list[FieldError] = []
+    phone = ""
+    try:
+        phone = normalize_phone(event.customer.phone, config.default_phone_region)
+    except InvalidPhone as exc:
+        errors.append(FieldError(field="customer.phone", message=str(exc)))
+    if event.occurred_at > now + MAX_CLOCK_SKEW:
+        errors.append(FieldError(field="occurred_at", message="occurred_at is in the future"))
+    if errors:
+        return IntakeResult(
+            index=index, event_id=event.event_id, status=IntakeStatus.INVALID, errors=errors
+        )
+    zone = event.customer.timezone or config.default_timezone
+    return _Prepared(index, event, phone, zone, _hash(event, phone))
+
+
+def _insert(session: Session, table: Any) -> Any:
+    dialect = session.get_bind().dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+
+
+def ingest_event(
+    uow: UnitOfWork, *, event: EventIn, now: datetime, config: RulesConfig
+) -> tuple[bool, CallbackRead]:
+    """Take one event; `(created, callback)`. Raises `InvalidField` or `EventConflict`."""
+    result = ingest_events(uow, events=[event], now=now, config=config).results[0]
+    if result.status is IntakeStatus.INVALID:
+        first = result.errors[0]
+        raise InvalidField(first.field, first.message)
+    if result.status is IntakeStatus.CONFLICT:
+        raise EventConflict(event.event_id)
+    assert result.callback is not None
+    return result.status is IntakeStatus.CREATED, result.callback
+
+
+def ingest_events(
+    uow: UnitOfWork,
+    *,
+    events: Sequence[EventIn | Mapping[str, Any]],
+    now: datetime,
+    config: RulesConfig,
+) -> BatchResult:
+    """Take a batch of events, each with its own result; idempotent by `event_id`.
+
+    One transaction for the batch. The events are claimed by inserting their ids with
+    ON CONFLICT DO NOTHING, so concurrent deliveries of the same event create one callback.
+    """
+    results: dict[int, IntakeResult] = {}
+    prepared: list[_Prepared] = []
+    for index, raw in enumerate(events):
+        try:
+            event = raw if isinstance(raw, EventIn) else _EVENT_ADAPTER.validate_python(raw)
+        except ValidationError as exc:
+            event_id = raw.get("event_id") if isinstance(raw, Mapping) else None
+            results[index] = IntakeResult(
+                index=index,
+                event_id=event_id if isinstance(event_id, str) else None,
+                status=IntakeStatus.INVALID,
+                errors=_field_errors(exc),
+            )
+            continue
+        outcome = _prepare(index, event, now=now, config=config)
+        if isinstance(outcome, IntakeResult):
+            results[index] = outcome
+        else:
+            prepared.append(outcome)
+
+    # The first occurrence of an event_id in the batch is the one that counts.
+    first_by_id: dict[str, _Prepared] = {}
+    repeats: list[_Prepared] = []
+    for item in prepared:
+        if item.event.event_id in first_by_id:
+            repeats.append(item)
+        else:
+            first_by_id[item.event.event_id] = item
+
+    callback_of_event: dict[str, int] = {}
+    with uow:
+        session = uow.session
+        owned = _claim_event_ids(session, list(first_by_id.values()), now)
+        mine = [first_by_id[event_id] for event_id in sorted(owned)]
+        if mine:
+            callback_of_event = _create_callbacks(session, mine, now=now, config=config)
+        others = [item for eid, item in first_by_id.items() if eid not in owned]
+        stored = _stored_events(session, [item.event.event_id for item in others + repeats])
+        for event_id, (_, callback_id) in stored.items():
+            if callback_id is not None:
+                callback_of_event.setdefault(event_id, callback_id)
+        views = _callback_views(session, callback_of_event.values(), now=now)
+        uow.commit()
+
+    for item in first_by_id.values():
+        event_id = item.event.event_id
+        if event_id in owned:
+            results[item.index] = IntakeResult(
+                index=item.index,
+                event_id=event_id,
+                status=IntakeStatus.CREATED,
+                callback=views[callback_of_event[event_id]],
+            )
+        else:
+            results[item.index] = _repeat_result(item, stored, callback_of_event, views)
+    for item in repeats:
+        if item.event.event_id in owned:
+            same = first_by_id[item.event.event_id].body_hash == item.body_hash
+            results[item.index] = IntakeResult(
+                index=item.index,
+                event_id=item.event.event_id,
+                status=IntakeStatus.DUPLICATE if same else IntakeStatus.CONFLICT,
+                callback=views[callback_of_event[item.event.event_id]] if same else None,
+            )
+        else:
+            results[item.index] = _repeat_result(item, stored, callback_of_event, views)
+
+    ordered = [results[i] for i in range(len(events))]
+    counts = dict.fromkeys(IntakeStatus, 0)
+    for result in ordered:
+        counts[result.status] += 1
+    return BatchResult(
+        created=counts[IntakeStatus.CREATED],
+        duplicate=counts[IntakeStatus.DUPLICATE],
+        conflict=counts[IntakeStatus.CONFLICT],
+        invalid=counts[IntakeStatus.INVALID],
+        results=ordered,
+    )
+
+
+def _repeat_result(
+    item: _Prepared,
+    stored: dict[str, tuple[str, int | None]],
+    callback_of_event: dict[str, int],
+    views: dict[int, CallbackRead],
+) -> IntakeResult:
+    event_id = item.event.event_id
+    body_hash, _ = stored[event_id]
+    if body_hash != item.body_hash:
+        return IntakeResult(
+            index=item.index,
+            event_id=event_id,
+            status=IntakeStatus.CONFLICT,
+            errors=[
+                FieldError(
+                    field="event_id",
+                    message="this event_id was already received with a different body",
+                )
+            ],
+        )
+    return IntakeResult(
+        index=item.index,
+        event_id=event_id,
+        status=IntakeStatus.DUPLICATE,
+        callback=views[callback_of_event[event_id]],
+    )
+
+
+def _claim_event_ids(session: Session, items: list[_Prepared], now: datetime) -> set[str]:
+    if not items:
+        return set()
+    rows = [
+        {
+            "event_id": item.event.event_id,
+            "type": item.event.type,
+            "body_hash": item.body_hash,
+            "order_id": item.event.order_id,
+            "occurred_at": item.event.occurred_at,
+            "received_at": now,
+        }
+        # A fixed order keeps concurrent batches from deadlocking on each other's keys.
+        for item in sorted(items, key=lambda i: i.event.event_id)
+    ]
+    table = IntakeEvent.__table__  # type: ignore[attr-defined]
+    stmt = (
+        _insert(session, table)
+        .values(rows)
+        .on_conflict_do_nothing(index_elements=["event_id"])
+        .returning(table.c.event_id)
+    )
+    return set(session.execute(stmt).scalars())
+
+
+def _stored_events(session: Session, event_ids: list[str]) -> dict[str, tuple[str, int | None]]:
+    if not event_ids:
+        return {}
+    stmt = sa.select(
+        col(IntakeEvent.event_id), col(IntakeEvent.body_hash), col(IntakeEvent.callback_id)
+    ).where(col(IntakeEvent.event_id).in_(event_ids))
+    return {row[0]: (row[1], row[2]) for row in session.execute(stmt)}
+
+
+def _upsert_customers(session: Session, items: list[_Prepared], now: datetime) -> dict[str, int]:
+    newest: dict[str, _Prepared] = {}
+    for item in items:
+        key = item.event.customer.id
+        if key not in newest or item.event.occurred_at >= newest[key].event.occurred_at:
+            newest[key] = item
+    rows = [
+        {
+            "external_id": key,
+            "name": item.event.customer.name,
+            "phone": item.phone,
+            "timezone": item.zone,
+            "region": item.event.customer.region,
+            "info_as_of": item.event.occurred_at,
+            "created_at": now,
+        }
+        for key, item in sorted(newest.items())
+    ]
+    table = Customer.__table__  # type: ignore[attr-defined]
+    stmt = _insert(session, table).values(rows)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["external_id"],
+        set_={name: stmt.excluded[name] for name in ("name", "phone", "timezone", "region")}
+        | {"info_as_of": stmt.excluded.info_as_of},
+        # An older event delivered late must not overwrite newer details.
+        where=table.c.info_as_of <= stmt.excluded.info_as_of,
+    )
+    session.execute(stmt)
+    zones = sorted({item.zone for item in newest.values()})
+    zone_table = KnownZone.__table__  # type: ignore[attr-defined]
+    session.execute(
+        _insert(session, zone_table)
+        .values([{"name": zone} for zone in zones])
+        .on_conflict_do_nothing(index_elements=["name"])
+    )
+    ids = sa.select(col(Customer.external_id), col(Customer.id)).where(
+        col(Customer.external_id).in_(list(newest))
+    )
+    return {row[0]: row[1] for row in session.execute(ids)}
+
+
+def _create_callbacks(
+    session: Session, items: list[_Prepared], *, now: datetime, config: RulesConfig
+) -> dict[str, int]:
+    customer_ids = _upsert_customers(session, items, now)
+    closed_orders = _orders_with_closing_events(session, items)
+    rows: list[dict[str, Any]] = []
+    for item in items:
+        kind = CALLBACK_FOR_EVENT[item.event.type]
+        deadlines = rules.deadlines_for(kind, item.event.occurred_at, ZoneInfo(item.zone), config)
+        status = CallbackStatus.PENDING
+        reason = None
+        closer = CLOSED_BY.get(kind)
+        if closer is not None and (item.event.order_id, closer) in closed_orders:
+            # rule CB-7: the closing event came first; the contact is not needed.
+            status, reason = CallbackStatus.CANCELLED, f"{closer} already received"
+        rows.append(
+            {
+                "type": kind,
+                "status": status,
+                "channel": config.rule_for(kind).channel,
+                "customer_id": customer_ids[item.event.customer.id],
+                "order_id": item.event.order_id,
+                "event_id": item.event.event_id,
+                "anchor_at": deadlines.anchor_at,
+                "available_at": deadlines.available_at,
+                "due_at": deadlines.due_at,
+                "hard_due_at": deadlines.hard_due_at,
+                "attempt_count": 0,
+                "unreached_count": 0,
+                "closed_at": now if reason else None,
+                "close_reason": reason,
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+    table = Callback.__table__  # type: ignore[attr-defined]
+    inserted = session.execute(
+        sa.insert(table).returning(table.c.id, sort_by_parameter_order=True), rows
+    )
+    ids = [row[0] for row in inserted]
+    callback_of_event = {
+        item.event.event_id: callback_id for item, callback_id in zip(items, ids, strict=True)
+    }
+    _cancel_closed_contacts(session, items, now)
+    event_table = IntakeEvent.__table__  # type: ignore[attr-defined]
+    session.execute(
+        sa.update(event_table)
+        .where(event_table.c.event_id == sa.bindparam("b_event_id"))
+        .values(callback_id=sa.bindparam("b_callback_id"), customer_id=sa.bindparam("b_cust")),
+        [
+            {
+                "b_event_id": item.event.event_id,
+                "b_callback_id": callback_of_event[item.event.event_id],
+                "b_cust": customer_ids[item.event.customer.id],
+            }
+            for item in items
+        ],
+        execution_options={"synchronize_session": False},
+    )
+    return callback_of_event
+
+
+def _orders_with_closing_events(session: Session, items: list[_Prepared]) -> set[tuple[str, str]]:
+    wanted = {
+        item.event.order_id for item in items if CALLBACK_FOR_EVENT[item.event.type] in CLOSED_BY
+    }
+    if not wanted:
+        return set()
+    stmt = sa.select(col(IntakeEvent.order_id), col(IntakeEvent.type)).where(
+        col(IntakeEvent.order_id).in_(wanted),
+        col(IntakeEvent.type).in_(list(CLOSES_PROACTIVE)),
+    )
+    return {(row[0], str(row[1])) for row in session.execute(stmt)}
+
+
+def _cancel_closed_contacts(session: Session, items: list[_Prepared], now: datetime) -> None:
+    # rule CB-7: the closing event cancels the proactive contact that has not been made yet.
+    for event_type, kind in CLOSES_PROACTIVE.items():
+        orders = sorted({i.event.order_id for i in items if i.event.type is event_type})
+        if not orders:
+            continue
+        session.execute(
+            sa.update(Callback)
+            .where(
+                col(Callback.order_id).in_(orders),
+                col(Callback.type) == kind,
+                col(Callback.status) == CallbackStatus.PENDING,
+            )
+            .values(
+                status=CallbackStatus.CANCELLED,
+                closed_at=now,
+                close_reason=f"{event_type} received before the contact was made",
+                updated_at=now,
+            )
+            .execution_options(synchronize_session=False)
+        )
+
+
+# ---------------------------------------------------------------------------------------
+# Reading
+# ---------------------------------------------------------------------------------------
+
+
+def _customer_read(customer: Customer) -> CustomerRead:
+    return CustomerRead(
+        id=customer.external_id,
+        name=customer.name,
+        phone_masked=mask_phone(customer.phone),
+        timezone=customer.timezone,
+        region=customer.region,
+    )
+
+
+def _callback_read(
+    callback: Callback, customer: Customer, claimed_by: str | None, *, now: datetime
+) -> CallbackRead:
+    assert callback.id is not None
+    is_open = callback.status in (CallbackStatus.PENDING, CallbackStatus.CLAIMED)
+    return CallbackRead(
+        id=callback.id,
+        type=callback.type,
+        status=callback.status,
+        channel=callback.channel,
+        order_id=callback.order_id,
+        event_id=callback.event_id,
+        customer=_customer_read(customer),
+        anchor_at=callback.anchor_at,
+        available_at=callback.available_at,
+        due_at=callback.due_at,
+        hard_due_at=callback.hard_due_at,
+        overdue=is_open and now > callback.due_at,
+        attempt_count=callback.attempt_count,
+        claimed_by=claimed_by,
+        lease_expires_at=callback.lease_expires_at,
+        closed_at=callback.closed_at,
+        close_reason=callback.close_reason,
+        created_at=callback.created_at,
+    )
+
+
+def _select_views() -> sa.Select[*tuple[Any, ...]]:
+    return (
+        sa.select(Callback, Customer, col(User.username))
+        .join(Customer, col(Customer.id) == col(Callback.customer_id))
+        .outerjoin(User, col(User.id) == col(Callback.claimed_by_id))
+    )
+
+
+def _callback_views(
+    session: Session, ids: Iterable[int], *, now: datetime
+) -> dict[int, CallbackRead]:
+    wanted = sorted(set(ids))
+    views: dict[int, CallbackRead] = {}
+    for start in range(0, len(wanted), 900):  # keep under every backend's parameter limit
+        chunk = wanted[start : start + 900]
+        stmt = _select_views().where(col(Callback.id).in_(chunk))
+        for callback, customer, username in session.execute(stmt):
+            assert callback.id is not None
+            views[callback.id] = _callback_read(callback, customer, username, now=now)
+    return views
+
+
+def _attempt_read(attempt: Attempt, agent: str | None) -> AttemptRead:
+    assert attempt.id is not None
+    return AttemptRead(
+        id=attempt.id,
+        number=attempt.number,
+        outcome=attempt.outcome,
+        channel=attempt.channel,
+        agent=agent,
+        call_back_at=attempt.call_back_at,
+        note=attempt.note,
+        recorded_at=attempt.recorded_at,
+    )
+
+
+def get_callback(uow: UnitOfWork, *, callback_id: int, now: datetime) -> CallbackDetail:
+    with uow:
+        session = uow.session
+        views = _callback_views(session, [callback_id], now=now)
+        if callback_id not in views:
+            raise NotFound(f"callback {callback_id} does not exist")
+        stmt = (
+            sa.select(Attempt, col(User.username))
+            .outerjoin(User, col(User.id) == col(Attempt.agent_id))
+            .where(col(Attempt.callback_id) == callback_id)
+            .order_by(col(Attempt.number), col(Attempt.id))
+        )
+        attempts = [_attempt_read(a, name) for a, name in session.execute(stmt)]
+        return CallbackDetail(**views[callback_id].model_dump(), attempts=attempts)
+
+
+def list_callbacks(
+    uow: UnitOfWork, *, filters: CallbackFilters, limit: int, offset: int, now: datetime
+) -> CallbackPage:
+    conditions: list[sa.ColumnElement[bool]] = []
+    if filters.status:
+        conditions.append(col(Callback.status).in_(filters.status))
+    if filters.type:
+        conditions.append(col(Callback.type).in_(filters.type))
+    if filters.due_before is not None:
+        conditions.append(col(Callback.due_at) < filters.due_before)
+    if filters.overdue is not None:
+        still_open = _is_open_status()
+        late = col(Callback.due_at) < now
+        conditions.append(
+            sa.and_(still_open, late) if filters.overdue else sa.not_(sa.and_(still_open, late))
+        )
+    if filters.order_id is not None:
+        conditions.append(col(Callback.order_id) == filters.order_id)
+    if filters.customer_id is not None:
+        conditions.append(col(Customer.external_id) == filters.customer_id)
+    with uow:
+        session = uow.session
+        count = (
+            sa.select(sa.func.count())
+            .select_from(Callback)
+            .join(Customer, col(Customer.id) == col(Callback.customer_id))
+            .where(*conditions)
+        )
+        total = session.execute(count).scalar_one()
+        stmt = (
+            _select_views()
+            .where(*conditions)
+            .order_by(col(Callback.hard_due_at), col(Callback.due_at), col(Callback.id))
+            .limit(limit)
+            .offset(offset)
+        )
+        items = [
+            _callback_read(cb, cu, name, now=now) for cb, cu, name in session.execute(stmt)
+        ]
+    return CallbackPage(items=items, total=total, limit=limit, offset=offset)
+
+
+# ---------------------------------------------------------------------------------------
+# Claiming
+# ---------------------------------------------------------------------------------------
+
+_MAX_CLAIM_RACES = 8
+
+
+def _callable(now: datetime) -> list[sa.ColumnElement[bool]]:
+    """Conditions for a callback an agent may take now (its customer's window aside)."""
+    return [
+        _is_open_status(),  # pending, or claimed with a lapsed lease
+        col(Callback.available_at) <= now,
+        col(Callback.channel) == Channel.AGENT,
+    ]
+
+
+def _no_live_claim(now: datetime) -> sa.ColumnElement[bool]:
+    # The customer is called once: nobody else may be on the phone with them right now.
+    held = Callback.__table__.alias("held")  # type: ignore[attr-defined]
+    return ~(
+        sa.select(sa.literal(1))
+        .where(
+            held.c.customer_id == Callback.customer_id,
+            held.c.status == CallbackStatus.CLAIMED,
+            held.c.lease_expires_at > now,
+        )
+        .exists()
+    )
+
+
+def claim_statement(now: datetime, zones: Sequence[str]) -> sa.Select[*tuple[Any, ...]]:
+    """The one statement that picks and locks the next customer to call (EDF order)."""
+    on_list = sa.select(col(DoNotCall.phone)).where(col(DoNotCall.phone) == col(Customer.phone))
+    return (
+        sa.select(col(Callback.id), col(Callback.customer_id))
+        .join(Customer, col(Customer.id) == col(Callback.customer_id))
+        .where(
+            *_callable(now),
+            col(Customer.timezone).in_(list(zones)),  # rule CB-5: the customer's window is open
+            ~on_list.exists(),  # the do-not-call list, checked now, not at intake
+            _no_live_claim(now),
+        )
+        .order_by(col(Callback.hard_due_at), col(Callback.due_at), col(Callback.id))
+        .limit(1)
+        .with_for_update(of=Customer, skip_locked=True)
+    )
+
+
+def claim_next(
+    uow: UnitOfWork, *, agent: User, now: datetime, config: RulesConfig
+) -> ClaimRead | None:
+    """Lease the customer with the most urgent callable callback, with all of that customer's
+    callable callbacks, to `agent`; None when nothing may be called now."""
+    assert agent.id is not None
+    with uow:
+        session = uow.session
+        known = list(session.execute(sa.select(col(KnownZone.name))).scalars())
+        zones = open_zones(now, known, config.windows)
+        if not zones:
+            return None
+        lease_end = now + config.attempts.lease
+        claim_id = str(uuid.uuid4())
+        for _ in range(_MAX_CLAIM_RACES):
+            row = session.execute(claim_statement(now, zones)).first()
+            if row is None:
+                return None
+            taken = (
+                session.execute(
+                    sa.update(Callback)
+                    .where(
+                        col(Callback.customer_id) == row[1],
+                        *_callable(now),
+                        _no_live_claim(now),
+                    )
+                    .values(
+                        status=CallbackStatus.CLAIMED,
+                        claim_id=claim_id,
+                        claimed_by_id=agent.id,
+                        claimed_at=now,
+                        lease_expires_at=lease_end,
+                        available_at=lease_end,
+                        updated_at=now,
+                    )
+                    .returning(col(Callback.id))
+                    .execution_options(synchronize_session=False)
+                )
+                .scalars()
+                .all()
+            )
+            if taken:
+                break
+            # Another claimer took this customer between our read and our write: next one.
+        else:
+            return None
+        views = _callback_views(session, taken, now=now)
+        customer = session.get_one(Customer, row[1])
+        uow.commit()
+    ordered = sorted(views.values(), key=lambda v: (v.hard_due_at, v.due_at, v.id))
+    return ClaimRead(
+        claim_id=claim_id,
+        lease_expires_at=lease_end,
+        callback=ordered[0],
+        callbacks=ordered,
+        customer=CustomerContact(**_customer_read(customer).model_dump(), phone=customer.phone),
+    )
+
+
+def release_lapsed_claims(uow: UnitOfWork, *, now: datetime) -> int:
+    """Return callbacks whose lease lapsed to the queue; the number released."""
+    with uow:
+        result = uow.session.execute(
+            sa.update(Callback)
+            .where(
+                col(Callback.status) == CallbackStatus.CLAIMED,
+                col(Callback.lease_expires_at) <= now,
+            )
+            .values(
+                status=CallbackStatus.PENDING,
+                claim_id=None,
+                claimed_by_id=None,
+                claimed_at=None,
+                lease_expires_at=None,
+                available_at=now,
+                updated_at=now,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        uow.commit()
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+# ---------------------------------------------------------------------------------------
+# Attempts
+# ---------------------------------------------------------------------------------------
+
+
+def record_attempt(
+    uow: UnitOfWork,
+    *,
+    callback_id: int,
+    agent: User,
+    attempt: AttemptCreate,
+    now: datetime,
+    config: RulesConfig,
+) -> AttemptRecorded:
+    """Record one attempt by the agent who holds the claim (rule SV-4: inserted, never
+    updated). Raises NotFound, NotYourClaim, LeaseExpired, IllegalTransition or
+    CallBackTimeRefused."""
+    with uow:
+        session = uow.session
+        callback = session.get(Callback, callback_id, with_for_update=True)
+        if callback is None:
+            raise NotFound(f"callback {callback_id} does not exist")
+        _check_holder(callback, agent, now)
+        customer = session.get_one(Customer, callback.customer_id)
+        zone = ZoneInfo(customer.timezone)
+        targets = [callback]
+        if attempt.outcome in rules.WHOLE_CALL_OUTCOMES:
+            targets += _claim_siblings(session, callback, now)
+        recorded: list[tuple[Attempt, Callback]] = []
+        for target in targets:
+            effect = _effect_for(
+                attempt.outcome,
+                now=now,
+                unreached_so_far=target.unreached_count,
+                hard_due_at=target.hard_due_at,
+                zone=zone,
+                rules=config,
+                call_back_at=attempt.call_back_at,
+            )
+            rules.check_transition(target.status, effect.status)
+            row = Attempt(
+                callback_id=target.id,  # type: ignore[arg-type]
+                number=target.attempt_count + 1,
+                claim_id=target.claim_id,
+                agent_id=agent.id,
+                channel=Channel.AGENT,
+                outcome=attempt.outcome,
+                call_back_at=attempt.call_back_at,
+                note=attempt.note,
+                recorded_at=now,
+            )
+            session.add(row)
+            _apply(target, effect, attempt.outcome, now)
+            recorded.append((row, target))
+        if attempt.outcome is AttemptOutcome.DO_NOT_CALL:
+            session.execute(
+                _insert(session, DoNotCall.__table__)  # type: ignore[attr-defined]
+                .values(
+                    phone=customer.phone,
+                    source=DoNotCallSource.CUSTOMER_REQUEST,
+                    reason=attempt.note,
+                    created_at=now,
+                    created_by_id=agent.id,
+                )
+                .on_conflict_do_nothing(index_elements=["phone"])
+            )
+        session.flush()
+        views = _callback_views(session, [t.id for _, t in recorded if t.id is not None], now=now)
+        result = AttemptRecorded(
+            attempts=[_attempt_read(a, agent.username) for a, _ in recorded],
+            callbacks=[views[t.id] for _, t in recorded if t.id is not None],
+        )
+        uow.commit()
+        return result
+
+
+def _effect_for(outcome: AttemptOutcome, *, zone: ZoneInfo, **kwargs: Any) -> rules.AttemptEffect:
+    try:
+        return rules.attempt_effect(outcome, zone=zone, **kwargs)
+    except rules.CallBackTimeRefused as exc:
+        exc.zone = zone.key
+        raise
+
+
+def _check_holder(callback: Callback, agent: User, now: datetime) -> None:
+    if callback.status is not CallbackStatus.CLAIMED or callback.claimed_by_id != agent.id:
+        raise NotYourClaim(
+            f"callback {callback.id} is not claimed by you; claim it before recording"
+        )
+    if callback.lease_expires_at is None or callback.lease_expires_at <= now:
+        raise LeaseExpired(
+            f"your claim on callback {callback.id} lapsed at "
+            f"{callback.lease_expires_at.isoformat() if callback.lease_expires_at else '?'}; "
+            "it went back to the queue"
+        )
+
+
+def _claim_siblings(session: Session, callback: Callback, now: datetime) -> list[Callback]:
+    stmt = (
+        sa.select(Callback)
+        .where(
+            col(Callback.claim_id) == callback.claim_id,
+            col(Callback.id) != callback.id,
+            col(Callback.status) == CallbackStatus.CLAIMED,
+            col(Callback.lease_expires_at) > now,
+        )
+        .order_by(col(Callback.id))
+        .with_for_update()
+    )
+    return list(session.execute(stmt).scalars())
+
+
+def _apply(
+    callback: Callback, effect: rules.AttemptEffect, outcome: AttemptOutcome, now: datetime
+) -> None:
+    callback.status = effect.status
+    callback.attempt_count += 1
+    if outcome in rules.UNREACHED_OUTCOMES:
+        callback.unreached_count += 1
+    callback.claim_id = None
+    callback.claimed_by_id = None
+    callback.claimed_at = None
+    callback.lease_expires_at = None
+    callback.updated_at = now
+    if effect.status is CallbackStatus.PENDING:
+        assert effect.available_at is not None
+        callback.available_at = effect.available_at
+    else:
+        callback.closed_at = now
+        callback.close_reason = effect.reason

@@ -1,0 +1,191 @@
+"""Demo data: a user of each role and a few hundred callbacks of every type over the last days,
+some already tried, so that every screen and endpoint has something to show."""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import col
+
+from callcenter.callbacks.models import Attempt
+from callcenter.callbacks.rules import AttemptOutcome, EventType
+from callcenter.callbacks.schemas import AttemptCreate
+from callcenter.callbacks.service import claim_next, ingest_events, record_attempt
+from callcenter.config import RulesConfig
+from callcenter.db import Database
+from callcenter.users.models import User, UserRole
+from callcenter.users.service import create_token, create_user
+
+DEMO_USERS: list[tuple[str, UserRole, str, str, str]] = [
+    # username, role, password, display name, employee number
+    ("admin", UserRole.ADMIN, "demo-admin-pass", "系统管理员", "A0001"),
+    ("manager1", UserRole.MANAGER, "demo-manager-pass", "陈经理", "M1001"),
+    ("supervisor1", UserRole.SUPERVISOR, "demo-supervisor-pass", "林班长", "S2001"),
+    ("lead1", UserRole.RETENTION_LEAD, "demo-lead-pass", "黄主管", "R3001"),
+    ("agent1", UserRole.AGENT, "demo-agent-pass", "张丽", "10050101"),
+    ("agent2", UserRole.AGENT, "demo-agent-pass", "李明", "10050102"),
+    ("agent3", UserRole.AGENT, "demo-agent-pass", "王静", "10050103"),
+    ("ordersys", UserRole.SYSTEM, "", "订单系统", ""),
+]
+
+_SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何林罗郑梁谢宋唐许韩冯邓曹彭曾萧田董潘袁蔡蒋余于杜叶程苏魏吕丁任沈"
+_GIVEN = [
+    "伟",
+    "芳",
+    "娜",
+    "敏",
+    "静",
+    "丽",
+    "强",
+    "磊",
+    "军",
+    "洋",
+    "勇",
+    "艳",
+    "杰",
+    "娟",
+    "涛",
+    "明",
+    "超",
+    "秀英",
+    "华",
+    "建国",
+    "志强",
+    "海燕",
+    "文",
+    "晓东",
+    "丹",
+    "俊杰",
+    "淑珍",
+    "国华",
+]
+_REGIONS = ["福州", "厦门", "泉州", "漳州", "莆田", "三明", "南平", "龙岩", "宁德"]
+_PREFIXES = [
+    "138",
+    "139",
+    "135",
+    "136",
+    "137",
+    "150",
+    "151",
+    "152",
+    "158",
+    "159",
+    "182",
+    "187",
+    "188",
+]
+
+
+def _events(now: datetime, per_type: int, rng: random.Random) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    serial = 0
+    for event_type in EventType:
+        for _ in range(per_type):
+            serial += 1
+            # Spread over the last three days; the proactive triggers further back so that
+            # some of their contacts are already due.
+            back = timedelta(minutes=rng.randint(5, 72 * 60))
+            if event_type is EventType.INSTALL_ACCEPTED:
+                back += timedelta(days=3)
+            customer = rng.randint(1, per_type * 5)
+            events.append(
+                {
+                    "event_id": f"demo-{serial:05d}",
+                    "type": event_type.value,
+                    "occurred_at": (now - back).isoformat(),
+                    "order_id": f"ORD-{200000 + serial}",
+                    "customer": {
+                        "id": f"C-{100000 + customer}",
+                        "name": rng.choice(_SURNAMES) + rng.choice(_GIVEN),
+                        "phone": rng.choice(_PREFIXES) + f"{rng.randint(0, 99999999):08d}",
+                        "region": rng.choice(_REGIONS),
+                    },
+                }
+            )
+    rng.shuffle(events)
+    return events
+
+
+def load_demo(database: Database, *, now: datetime, config: RulesConfig, per_type: int) -> str:
+    """Load the demo; running it again adds only what is missing (intake is idempotent).
+    Returns a report to print."""
+    with database.uow() as uow:
+        existing = set(uow.session.execute(sa.select(col(User.username))).scalars())
+        tried_before = uow.session.execute(sa.select(sa.func.count(col(Attempt.id)))).scalar_one()
+    for username, role, password, display, number in DEMO_USERS:
+        if username not in existing:
+            create_user(
+                database.uow(),
+                username=username,
+                role=role,
+                now=now,
+                password=password or None,
+                display_name=display,
+                employee_number=number or None,
+            )
+    rng = random.Random(10050)
+    events = _events(now, per_type, rng)
+    created = 0
+    for start in range(0, len(events), 500):
+        batch = ingest_events(
+            database.uow(), events=events[start : start + 500], now=now, config=config
+        )
+        created += batch.created
+    lines = []
+    if created == 0 and "ordersys" in existing:
+        lines.append("Demo data is already loaded.")
+    else:
+        tried = 0 if tried_before else _some_history(database, now=now, config=config, rng=rng)
+        lines.append(f"Loaded {created} callbacks of every type; {tried} already tried.")
+        token = create_token(database.uow(), username="ordersys", now=now)
+        lines.append(f"API token of the order system (ordersys), shown once: {token}")
+    lines.append("")
+    lines.append("Demo users (development only):")
+    lines.append(f"  {'username':<12} {'role':<15} password")
+    for username, role, password, _, _ in DEMO_USERS:
+        lines.append(f"  {username:<12} {role.value:<15} {password or '(API token only)'}")
+    lines.append("An agent's API token: callcenter tokens create --user agent1")
+    return "\n".join(lines)
+
+
+def _some_history(
+    database: Database, *, now: datetime, config: RulesConfig, rng: random.Random
+) -> int:
+    """Play a few earlier calls, at instants inside yesterday's windows."""
+    with database.uow() as uow:
+        agents = list(
+            uow.session.execute(
+                sa.select(User).where(col(User.role) == UserRole.AGENT).order_by(col(User.id))
+            ).scalars()
+        )
+    outcomes = [
+        AttemptOutcome.ANSWERED,
+        AttemptOutcome.ANSWERED,
+        AttemptOutcome.NO_ANSWER,
+        AttemptOutcome.BUSY,
+        AttemptOutcome.REFUSED,
+    ]
+    tried = 0
+    for hours_back in (30, 27, 22, 20):
+        instant = now - timedelta(hours=hours_back)
+        for _ in range(12):
+            agent = rng.choice(agents)
+            claim = claim_next(database.uow(), agent=agent, now=instant, config=config)
+            if claim is None:
+                break
+            outcome = rng.choice(outcomes)
+            record_attempt(
+                database.uow(),
+                callback_id=claim.callback.id,
+                agent=agent,
+                attempt=AttemptCreate(outcome=outcome),
+                now=instant + timedelta(minutes=4),
+                config=config,
+            )
+            # The other callbacks of the same claim go back to the queue when the lease lapses.
+            tried += 1
+    return tried

@@ -1,0 +1,41 @@
+"""Users of the product and their API tokens (stored hashed)."""
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlmodel import Field, SQLModel
+
+from callcenter.db import UTCDateTime, enum_type
+
+
+class UserRole(StrEnum):
+    AGENT = "agent"
+    SUPERVISOR = "supervisor"
+    RETENTION_LEAD = "retention_lead"
+    MANAGER = "manager"
+    ADMIN = "admin"
+    SYSTEM = "system"  # the order system and other integrations
+
+
+class User(SQLModel, table=True):
+    __tablename__ = "users"
+
+    id: int | None = Field(default=None, primary_key=True)
+    username: str = Field(max_length=64, unique=True, index=True)
+    display_name: str = Field(max_length=100)
+    employee_number: str | None = Field(default=None, max_length=32)
+    role: UserRole = Field(sa_type=enum_type(UserRole))
+    password_hash: str | None = Field(default=None, max_length=255)
+    is_active: bool = Field(default=True)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class ApiToken(SQLModel, table=True):
+    __tablename__ = "api_tokens"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="users.id", index=True)
+    token_hash: str = Field(max_length=64, unique=True, index=True)
+    prefix: str = Field(max_length=16)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
