@@ -31,7 +31,10 @@ DEMO_USERS: list[tuple[str, UserRole, str, str, str]] = [
     ("ordersys", UserRole.SYSTEM, "", "订单系统", ""),
 ]
 
-_SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何林罗郑梁谢宋唐许韩冯邓曹彭曾萧田董潘袁蔡蒋余于杜叶程苏魏吕丁任沈"
+_SURNAMES = (
+    "王李张刘陈杨黄赵吴周徐孙马朱胡郭何林罗郑梁谢宋唐许韩冯"
+    "邓曹彭曾萧田董潘袁蔡蒋余于杜叶程苏魏吕丁任沈"
+)
 _GIVEN = [
     "伟",
     "芳",

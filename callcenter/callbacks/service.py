@@ -568,9 +568,7 @@ def list_callbacks(
             .limit(limit)
             .offset(offset)
         )
-        items = [
-            _callback_read(cb, cu, name, now=now) for cb, cu, name in session.execute(stmt)
-        ]
+        items = [_callback_read(cb, cu, name, now=now) for cb, cu, name in session.execute(stmt)]
     return CallbackPage(items=items, total=total, limit=limit, offset=offset)
 
 

@@ -211,7 +211,9 @@ def test_late_accept_after_completion_makes_no_contact(client: TestClient, users
     completed = event("install_completed", occurred_at=IN_WINDOW - hours(1))
     client.post("/api/v1/events", json=completed, headers=users.system)
     accepted = event(
-        "install_accepted", occurred_at=IN_WINDOW - timedelta(days=3), order_id=completed["order_id"]
+        "install_accepted",
+        occurred_at=IN_WINDOW - timedelta(days=3),
+        order_id=completed["order_id"],
     )
     body = client.post("/api/v1/events", json=accepted, headers=users.system).json()
     assert body["type"] == "install_delay"

@@ -1,0 +1,110 @@
+"""The `callcenter` command: help everywhere, users and tokens, readable setting errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from callcenter.cli import app
+from callcenter.db import Database
+from callcenter.users.service import user_for_token
+
+runner = CliRunner()
+
+SUBCOMMANDS = [
+    [],
+    ["serve"],
+    ["scheduler"],
+    ["db"],
+    ["db", "upgrade"],
+    ["demo"],
+    ["demo", "load"],
+    ["users"],
+    ["users", "create"],
+    ["tokens"],
+    ["tokens", "create"],
+]
+
+
+@pytest.mark.parametrize("words", SUBCOMMANDS, ids=lambda w: " ".join(w) or "callcenter")
+def test_every_subcommand_has_help(words: list[str]) -> None:
+    result = runner.invoke(app, [*words, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage:" in result.output
+
+
+@pytest.fixture
+def db_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    monkeypatch.setenv("CALLCENTER_DATABASE_URL", url)
+    result = runner.invoke(app, ["db", "upgrade"])
+    assert result.exit_code == 0, result.output
+    return url
+
+
+def test_users_and_tokens(db_env: str) -> None:
+    created = runner.invoke(
+        app, ["users", "create", "li.ming", "--role", "agent", "--password", "s3cret-pass"]
+    )
+    assert created.exit_code == 0, created.output
+    assert "created user li.ming (agent)" in created.output
+    twice = runner.invoke(app, ["users", "create", "li.ming", "--role", "agent"])
+    assert twice.exit_code == 1 and "already exists" in twice.output
+    bad_role = runner.invoke(app, ["users", "create", "x", "--role", "boss"])
+    assert bad_role.exit_code == 2
+    short = runner.invoke(app, ["users", "create", "y", "--role", "agent", "--password", "123"])
+    assert short.exit_code == 1 and "at least 8" in short.output
+    token = runner.invoke(app, ["tokens", "create", "--user", "li.ming"])
+    assert token.exit_code == 0, token.output
+    plain = token.stdout.strip().splitlines()[0]
+    user = user_for_token(Database(db_env).uow(), token=plain)
+    assert user is not None and user.username == "li.ming"
+    nobody = runner.invoke(app, ["tokens", "create", "--user", "nobody"])
+    assert nobody.exit_code == 1 and "no user 'nobody'" in nobody.output
+
+
+def test_demo_load_is_repeatable(db_env: str) -> None:
+    first = runner.invoke(app, ["demo", "load", "--callbacks-per-type", "5"])
+    assert first.exit_code == 0, first.output
+    assert "Loaded 35 callbacks" in first.output
+    assert "agent1" in first.output and "demo-agent-pass" in first.output
+    second = runner.invoke(app, ["demo", "load", "--callbacks-per-type", "5"])
+    assert second.exit_code == 0 and "already loaded" in second.output
+
+
+def test_a_bad_setting_stops_start_up_naming_it(tmp_path: Path) -> None:
+    # Through a real process, as an operator would meet it.
+    env: dict[str, Any] = {
+        "CALLCENTER_DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}",
+        "CALLCENTER_RULES__ATTEMPTS__MAX_ATTEMPTS": "-1",
+        "PATH": "/usr/bin:/bin",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "callcenter", "db", "upgrade"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "invalid setting rules.attempts.max_attempts" in result.stderr
+
+
+def test_overlapping_windows_in_a_rules_file_are_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rules = tmp_path / "rules.toml"
+    rules.write_text(
+        '[[rules.windows]]\nstart = "08:30"\nend = "12:00"\n'
+        '[[rules.windows]]\nstart = "11:00"\nend = "13:00"\n'
+    )
+    monkeypatch.setenv("CALLCENTER_RULES_FILE", str(rules))
+    result = runner.invoke(app, ["db", "upgrade"])
+    assert result.exit_code == 2
+    assert "invalid setting rules.windows" in result.output
+    assert "overlap" in result.output
