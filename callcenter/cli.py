@@ -26,10 +26,12 @@ db_app = typer.Typer(help="The database: migrations.", no_args_is_help=True)
 demo_app = typer.Typer(help="Demo data for trying the product.", no_args_is_help=True)
 users_app = typer.Typer(help="Users and their roles.", no_args_is_help=True)
 tokens_app = typer.Typer(help="API tokens for integrations and agents.", no_args_is_help=True)
+dnc_app = typer.Typer(help="The do-not-call list.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(demo_app, name="demo")
 app.add_typer(users_app, name="users")
 app.add_typer(tokens_app, name="tokens")
+app.add_typer(dnc_app, name="dnc")
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
@@ -191,6 +193,32 @@ def tokens_create(
         raise _fail(exc.message) from exc
     typer.echo(token)
     typer.echo("Keep it now: it cannot be shown again.", err=True)
+
+
+@dnc_app.command("import")
+def dnc_import(
+    file: Annotated[
+        Path, typer.Argument(help="CSV: phone[,reason] per line; '#' starts a comment.")
+    ],
+) -> None:
+    """Put the numbers of a file on the do-not-call list (all or nothing)."""
+    from callcenter.customers.models import DoNotCallSource
+    from callcenter.customers.service import ListFileError, add_to_list, read_list_file
+
+    settings = _settings()
+    try:
+        lines = read_list_file(file, settings.rules.default_phone_region)
+    except ListFileError as exc:
+        for problem in exc.problems:
+            typer.secho(problem, err=True, fg=typer.colors.RED)
+        raise _fail(f"nothing imported: {len(exc.problems)} bad line(s)") from exc
+    added = add_to_list(
+        _database(settings).uow(),
+        lines=lines,
+        source=DoNotCallSource.OPERATOR_IMPORT,
+        now=SystemClock().now(),
+    )
+    typer.echo(f"{added} number(s) added; {len(lines) - added} already on the list")
 
 
 def main() -> None:

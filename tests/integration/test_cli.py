@@ -28,6 +28,8 @@ SUBCOMMANDS = [
     ["users", "create"],
     ["tokens"],
     ["tokens", "create"],
+    ["dnc"],
+    ["dnc", "import"],
 ]
 
 
@@ -108,3 +110,25 @@ def test_overlapping_windows_in_a_rules_file_are_refused(
     assert result.exit_code == 2
     assert "invalid setting rules.windows" in result.output
     assert "overlap" in result.output
+
+
+def test_do_not_call_import_is_all_or_nothing_with_file_and_line(
+    db_env: str, tmp_path: Path
+) -> None:
+    from callcenter.customers.service import on_list
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("phone,reason\n13800000001,投诉过多\n# a comment\n12345\n13800000002\n")
+    refused = runner.invoke(app, ["dnc", "import", str(bad)])
+    assert refused.exit_code == 1
+    assert f"{bad}:4:" in refused.output and "'12345'" in refused.output
+    assert not on_list(Database(db_env).uow(), phone="+8613800000001")
+
+    good = tmp_path / "good.csv"
+    good.write_text("13800000001,投诉过多\n+86 138 0000 0002\n138-0000-0001\n")
+    done = runner.invoke(app, ["dnc", "import", str(good)])
+    assert done.exit_code == 0, done.output
+    assert "2 number(s) added; 1 already on the list" in done.output
+    assert on_list(Database(db_env).uow(), phone="+8613800000002")
+    missing = runner.invoke(app, ["dnc", "import", str(tmp_path / "nope.csv")])
+    assert missing.exit_code == 1 and "cannot read" in missing.output

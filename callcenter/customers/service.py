@@ -1,0 +1,106 @@
+"""The do-not-call list: imported by the operator, or added when a customer asks."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import col
+
+from callcenter.customers.models import DoNotCall, DoNotCallSource
+from callcenter.customers.rules import InvalidPhone, normalize_phone
+from callcenter.db import UnitOfWork
+
+
+@dataclass(frozen=True)
+class ListLine:
+    line: int
+    phone: str
+    reason: str | None
+
+
+class ListFileError(ValueError):
+    """A do-not-call file with bad lines; nothing was imported. One `file:line: why` each."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def read_list_file(path: Path, default_region: str) -> list[ListLine]:
+    """Read a CSV of `phone[,reason]` (a header line `phone,...` is allowed). Every bad line
+    is reported with its number; a file with any bad line is refused whole."""
+    problems: list[str] = []
+    lines: list[ListLine] = []
+    try:
+        handle = path.open(encoding="utf-8-sig", newline="")
+    except OSError as exc:
+        raise ListFileError([f"{path}: cannot read: {exc.strerror}"]) from exc
+    with handle:
+        for number, row in enumerate(csv.reader(handle), start=1):
+            if not row or not "".join(row).strip() or row[0].lstrip().startswith("#"):
+                continue
+            if number == 1 and row[0].strip().lower() == "phone":
+                continue
+            raw = row[0]
+            reason = row[1].strip() if len(row) > 1 and row[1].strip() else None
+            try:
+                phone = normalize_phone(raw, default_region)
+            except InvalidPhone as exc:
+                problems.append(f"{path}:{number}: {exc}")
+                continue
+            lines.append(ListLine(number, phone, reason))
+    if problems:
+        raise ListFileError(problems)
+    return lines
+
+
+def add_to_list(
+    uow: UnitOfWork,
+    *,
+    lines: Iterable[ListLine],
+    source: DoNotCallSource,
+    now: datetime,
+    created_by_id: int | None = None,
+) -> int:
+    """Put numbers on the do-not-call list; numbers already on it stay as they are. Returns
+    how many were added."""
+    rows = {
+        line.phone: {
+            "phone": line.phone,
+            "source": source,
+            "reason": line.reason,
+            "created_at": now,
+            "created_by_id": created_by_id,
+        }
+        for line in lines
+    }
+    if not rows:
+        return 0
+    with uow:
+        session = uow.session
+        table = DoNotCall.__table__  # type: ignore[attr-defined]
+        insert = postgresql.insert if uow.dialect == "postgresql" else sqlite.insert
+        added = 0
+        values = list(rows.values())
+        for start in range(0, len(values), 1000):
+            result = session.execute(
+                insert(table)
+                .values(values[start : start + 1000])
+                .on_conflict_do_nothing(index_elements=["phone"])
+                .returning(table.c.phone)
+            )
+            added += len(result.all())
+        uow.commit()
+    return added
+
+
+def on_list(uow: UnitOfWork, *, phone: str) -> bool:
+    with uow:
+        stmt = sa.select(col(DoNotCall.phone)).where(col(DoNotCall.phone) == phone)
+        return uow.session.execute(stmt).first() is not None
