@@ -6,7 +6,7 @@ Nothing here reads the clock or the database; every instant is passed in and is 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
@@ -108,6 +108,9 @@ def deadlines_for(
     kind: CallbackType, anchor_at: datetime, zone: ZoneInfo, rules: RulesConfig
 ) -> Deadlines:
     """Target and hard limit of a new callback from its anchor event (rules CB-1..CB-4, CB-7)."""
+    # Durations are elapsed time: add them in UTC (in a local zone Python adds wall-clock
+    # time, and a DST change would make "24 hours" 23 or 25).
+    anchor_at = anchor_at.astimezone(UTC)
     rule = rules.rule_for(kind)
     if kind is CallbackType.CHURN:
         return _churn_deadlines(anchor_at, zone, rules)
@@ -134,13 +137,12 @@ def _churn_deadlines(anchor_at: datetime, zone: ZoneInfo, rules: RulesConfig) ->
         (closes for opens, closes in intervals if closes - opens >= rules.churn.min_first_window),
         intervals[-1][1],
     )
-    hard = min(first_usable, anchor_at + rules.rule_for(CallbackType.CHURN).hard_limit)
-    return Deadlines(
-        anchor_at=anchor_at,
-        available_at=anchor_at,
-        due_at=next_open(anchor_at, zone, windows),
-        hard_due_at=hard,
-    )
+    due = next_open(anchor_at, zone, windows)
+    # The configured limit only shortens the first window; it never ends before the callback
+    # is due, so the limit is always a time the callback could still be made.
+    cap = anchor_at + rules.rule_for(CallbackType.CHURN).hard_limit
+    hard = cap if due < cap < first_usable else first_usable
+    return Deadlines(anchor_at=anchor_at, available_at=anchor_at, due_at=due, hard_due_at=hard)
 
 
 class AttemptOutcome(StrEnum):
@@ -190,9 +192,14 @@ class CallBackTimeRefused(ValueError):
         self.zone = zone  # the customer's zone, to show the valid times in local time
 
 
+# A time to call back is in the future; the windows offered start this much after now.
+CALL_BACK_MIN_LEAD = timedelta(minutes=1)
+
+
 def next_retry_at(now: datetime, zone: ZoneInfo, rules: RulesConfig) -> datetime:
     """When an unanswered callback may be tried again: after the retry interval, in a later
     window than the one it was tried in (rule CB-5)."""
+    now = now.astimezone(UTC)  # elapsed time, not wall-clock time
     earliest = now + rules.attempts.retry_interval
     if is_open(now, zone, rules.windows):
         earliest = max(earliest, next_close(now, zone, rules.windows))
@@ -202,10 +209,12 @@ def next_retry_at(now: datetime, zone: ZoneInfo, rules: RulesConfig) -> datetime
 def valid_call_back_windows(
     now: datetime, hard_due_at: datetime, zone: ZoneInfo, rules: RulesConfig, limit: int = 3
 ) -> list[ValidWindow]:
-    """The next windows in which a customer may be called back before the hard limit."""
+    """The next windows in which a customer may be called back: after now (a time to call
+    back is in the future) and before the hard limit."""
+    after = now.astimezone(UTC) + CALL_BACK_MIN_LEAD
     return [
         ValidWindow(opens=opens, closes=closes)
-        for opens, closes in window_intervals(now, hard_due_at, zone, rules.windows)[:limit]
+        for opens, closes in window_intervals(after, hard_due_at, zone, rules.windows)[:limit]
     ]
 
 
@@ -213,12 +222,12 @@ def check_call_back_time(
     requested: datetime, *, now: datetime, hard_due_at: datetime, zone: ZoneInfo, rules: RulesConfig
 ) -> None:
     """Raise `CallBackTimeRefused` unless `requested` is in the future, inside a calling window
-    (rule CB-5) and before the hard limit."""
+    (rule CB-5) and before the hard limit (the valid windows are listed when it is not)."""
     reason: str | None = None
     if requested <= now:
         reason = "the time to call back is not in the future"
-    elif requested > hard_due_at:
-        reason = "the time to call back is after the callback's hard limit"
+    elif requested >= hard_due_at:
+        reason = "the time to call back is at or after the callback's hard limit"
     elif not is_open(requested, zone, rules.windows):
         reason = "the time to call back is outside the calling windows"
     if reason is not None:
