@@ -1,0 +1,1 @@
+"""Call scripts and questionnaires: definitions loaded from `scripts/`, checked, rendered."""
