@@ -9,10 +9,12 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api.errors import install_error_handlers
-from api.routers import callbacks, events, health
+from api.routers import callbacks, events, health, questionnaires, workorders
 from callcenter.clock import Clock, SystemClock
 from callcenter.config import Settings, get_settings
 from callcenter.db import Database
+from callcenter.questionnaires.loader import ScriptSet, load_scripts, shipped_scripts
+from callcenter.questionnaires.service import sync_scripts
 
 log = logging.getLogger("callcenter.api")
 
@@ -23,14 +25,20 @@ def create_app(
     database: Database | None = None,
     clock: Clock | None = None,
     start_scheduler: bool | None = None,
+    scripts: ScriptSet | None = None,
 ) -> FastAPI:
     settings = settings or get_settings()
+    # Loaded now, so that a broken script stops start-up with its file and line.
+    scripts = scripts or (
+        load_scripts(settings.scripts_dir) if settings.scripts_dir else shipped_scripts()
+    )
     database = database or Database(settings.database_url)
     clock = clock or SystemClock()
     run_scheduler = settings.scheduler_enabled if start_scheduler is None else start_scheduler
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        sync_scripts(database.uow(), scripts=scripts, now=clock.now())
         scheduler = None
         if run_scheduler:
             from scheduler.runner import build_scheduler
@@ -53,10 +61,13 @@ def create_app(
     app.state.settings = settings
     app.state.database = database
     app.state.clock = clock
+    app.state.scripts = scripts
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(events.router)
     app.include_router(callbacks.router)
+    app.include_router(questionnaires.router)
+    app.include_router(workorders.router)
     return app
 
 

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 
 from callcenter.callbacks.rules import CallBackTimeRefused, IllegalTransition
 from callcenter.errors import Conflict, InvalidField, NotFound, PermissionDenied
+from callcenter.questionnaires.answers import InvalidAnswers
 
 
 def _field(loc: tuple[Any, ...] | list[Any]) -> str:
@@ -78,6 +79,29 @@ async def _call_back_refused(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def _prefers_english(request: Request) -> bool:
+    return request.headers.get("accept-language", "").lower().startswith("en")
+
+
+async def _invalid_answers(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, InvalidAnswers)
+    english = _prefers_english(request)
+    detail = [
+        _validation_detail(
+            f"answers.{error.question_id}",
+            error.message.en if english else error.message.zh,
+            str(error.code),
+            question_id=error.question_id,
+            msg_zh=error.message.zh,
+            msg_en=error.message.en,
+        )
+        for error in exc.errors
+    ]
+    return JSONResponse(
+        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT, content={"detail": detail}
+    )
+
+
 def _simple(code: int) -> Any:
     async def handler(request: Request, exc: Exception) -> JSONResponse:
         return JSONResponse(status_code=code, content={"detail": str(exc)})
@@ -89,6 +113,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _request_validation)
     app.add_exception_handler(InvalidField, _invalid_field)
     app.add_exception_handler(CallBackTimeRefused, _call_back_refused)
+    app.add_exception_handler(InvalidAnswers, _invalid_answers)
     app.add_exception_handler(NotFound, _simple(status.HTTP_404_NOT_FOUND))
     app.add_exception_handler(PermissionDenied, _simple(status.HTTP_403_FORBIDDEN))
     app.add_exception_handler(Conflict, _simple(status.HTTP_409_CONFLICT))

@@ -14,6 +14,7 @@ from callcenter.clock import SystemClock
 from callcenter.config import Environment, Settings, SettingsError, load_settings
 from callcenter.db import Database
 from callcenter.errors import DomainError
+from callcenter.questionnaires.cli import scripts_app
 from callcenter.users.models import UserRole
 
 app = typer.Typer(
@@ -32,6 +33,7 @@ app.add_typer(demo_app, name="demo")
 app.add_typer(users_app, name="users")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(dnc_app, name="dnc")
+app.add_typer(scripts_app, name="scripts")
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
@@ -137,12 +139,14 @@ def demo_load(
     if settings.environment is Environment.PRODUCTION:
         raise _fail("demo data is not loaded in production")
     from callcenter.demo import load_demo
+    from callcenter.questionnaires.loader import load_scripts
 
     report = load_demo(
         _database(settings),
         now=SystemClock().now(),
         config=settings.rules,
         per_type=callbacks_per_type,
+        scripts=load_scripts(settings.scripts_dir),
     )
     typer.echo(report)
 

@@ -124,6 +124,12 @@ class AttemptPolicy(_Frozen):
     lease: PositiveDuration = timedelta(minutes=15)
 
 
+class FollowUpRule(_Frozen):
+    """Rule SV-5: what the agent cannot settle on the call is handed over as a work order."""
+
+    hand_over_within: PositiveDuration = timedelta(minutes=15)
+
+
 class RulesConfig(_Frozen):
     """Every number of the handbook that the software enforces, with its default."""
 
@@ -137,6 +143,7 @@ class RulesConfig(_Frozen):
     proactive: ProactiveRule = ProactiveRule()
     churn: ChurnRule = ChurnRule()
     attempts: AttemptPolicy = AttemptPolicy()
+    follow_up: FollowUpRule = FollowUpRule()
 
     @field_validator("default_timezone")
     @classmethod
@@ -202,6 +209,7 @@ class Settings(BaseSettings):
     environment: Environment = Environment.DEVELOPMENT
     database_url: str = "sqlite:///./callcenter.db"
     rules_file: Path | None = None
+    scripts_dir: Path | None = None  # default: the shipped scripts/
     rules: RulesConfig = RulesConfig()
     scheduler_enabled: bool = True
     lease_sweep_seconds: int = Field(default=60, ge=1)

@@ -10,12 +10,16 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import col
 
-from callcenter.callbacks.models import Attempt
+from callcenter.callbacks.models import Attempt, Callback
 from callcenter.callbacks.rules import AttemptOutcome, EventType
 from callcenter.callbacks.schemas import AttemptCreate
 from callcenter.callbacks.service import claim_next, ingest_events, record_attempt
 from callcenter.config import RulesConfig
 from callcenter.db import Database
+from callcenter.questionnaires.answers import asked_questions
+from callcenter.questionnaires.definitions import QuestionKind, ScriptDefinition
+from callcenter.questionnaires.loader import ScriptSet
+from callcenter.questionnaires.service import definition_of, record_answers, sync_scripts
 from callcenter.users.models import User, UserRole
 from callcenter.users.service import create_token, create_user
 
@@ -113,7 +117,44 @@ def _events(now: datetime, per_type: int, rng: random.Random) -> list[dict[str, 
     return events
 
 
-def load_demo(database: Database, *, now: datetime, config: RulesConfig, per_type: int) -> str:
+def sample_answers(definition: ScriptDefinition, rng: random.Random) -> dict[str, Any]:
+    """A plausible, complete answer set: mostly content customers, some not."""
+    answers: dict[str, Any] = {}
+    skipped: set[str] = set()  # optional remarks the customer did not make
+    while True:
+        todo = [
+            q
+            for q in asked_questions(definition, answers)
+            if q.id not in answers and q.id not in skipped
+        ]
+        if not todo:
+            return answers
+        question = todo[0]
+        if question.kind is QuestionKind.YES_NO:
+            answers[question.id] = rng.random() < 0.85
+        elif question.kind is QuestionKind.RATING:
+            answers[question.id] = rng.choice([5, 5, 5, 4, 4, 3, 2])
+        elif question.kind is QuestionKind.COUNT:
+            answers[question.id] = rng.choice([1, 1, 2, 3])
+        elif question.kind is QuestionKind.CHOICE:
+            choice = rng.choice(question.choices)
+            answers[question.id] = (
+                {"choice": choice.value, "text": "客户另有说明"} if choice.other else choice.value
+            )
+        elif question.required or rng.random() < 0.3:
+            answers[question.id] = rng.choice(["希望上门前再电话确认一次。", "没有其他意见。"])
+        else:
+            skipped.add(question.id)
+
+
+def load_demo(
+    database: Database,
+    *,
+    now: datetime,
+    config: RulesConfig,
+    per_type: int,
+    scripts: ScriptSet,
+) -> str:
     """Load the demo; running it again adds only what is missing (intake is idempotent).
     Returns a report to print."""
     with database.uow() as uow:
@@ -130,6 +171,7 @@ def load_demo(database: Database, *, now: datetime, config: RulesConfig, per_typ
                 display_name=display,
                 employee_number=number or None,
             )
+    sync_scripts(database.uow(), scripts=scripts, now=now)
     rng = random.Random(10050)
     events = _events(now, per_type, rng)
     created = 0
@@ -181,12 +223,25 @@ def _some_history(
             if claim is None:
                 break
             outcome = rng.choice(outcomes)
+            when = instant + timedelta(minutes=4)
+            if outcome is AttemptOutcome.ANSWERED:
+                with database.uow() as uow:
+                    version = uow.session.get_one(Callback, claim.callback.id).script_version_id
+                    assert version is not None
+                    _, definition = definition_of(uow.session, version)
+                record_answers(
+                    database.uow(),
+                    callback_id=claim.callback.id,
+                    user=agent,
+                    answers=sample_answers(definition, rng),
+                    now=when,
+                )
             record_attempt(
                 database.uow(),
                 callback_id=claim.callback.id,
                 agent=agent,
                 attempt=AttemptCreate(outcome=outcome),
-                now=instant + timedelta(minutes=4),
+                now=when,
                 config=config,
             )
             # The other callbacks of the same claim go back to the queue when the lease lapses.

@@ -4,11 +4,14 @@ from sqlmodel import SQLModel
 
 from callcenter.callbacks.models import Attempt, Callback, IntakeEvent
 from callcenter.customers.models import Customer, DoNotCall, KnownZone
+from callcenter.questionnaires.models import Answer, ScriptVersion
 from callcenter.users.models import ApiToken, User
+from callcenter.workorders.models import WorkOrder
 
 metadata = SQLModel.metadata
 
 __all__ = [
+    "Answer",
     "ApiToken",
     "Attempt",
     "Callback",
@@ -17,5 +20,7 @@ __all__ = [
     "IntakeEvent",
     "KnownZone",
     "User",
+    "ScriptVersion",
+    "WorkOrder",
     "metadata",
 ]

@@ -51,6 +51,8 @@ class Callback(SQLModel, table=True):
     customer_id: int = Field(foreign_key="customers.id")
     order_id: str = Field(max_length=64)
     event_id: str = Field(max_length=128)
+    # The script version it was created with (frozen): its questions stay as they were asked.
+    script_version_id: int | None = Field(default=None, foreign_key="script_versions.id")
     anchor_at: datetime = Field(sa_type=UTCDateTime)
     # When it may next be offered: the first moment, a retry time, the time the customer asked
     # for, or (while claimed) the end of the lease.

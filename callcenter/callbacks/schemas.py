@@ -10,6 +10,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 
 from callcenter.callbacks.rules import AttemptOutcome, CallbackStatus, EventType
 from callcenter.config import CallbackType, Channel
+from callcenter.customers.models import CustomerTitle
 from callcenter.customers.rules import check_zone
 
 Text = Annotated[str, Field(min_length=1, max_length=200)]
@@ -21,6 +22,11 @@ class CustomerIn(BaseModel):
 
     id: Key = Field(description="The customer's id in the order system.")
     name: Text
+    title: CustomerTitle | None = Field(
+        default=None,
+        description="mr (先生) or ms (女士): how the agent addresses the customer. Without it the "
+        "agent uses the full name.",
+    )
     phone: str = Field(
         min_length=1,
         max_length=32,
@@ -79,6 +85,7 @@ class EventIn(BaseModel):
 class CustomerRead(BaseModel):
     id: str = Field(description="The customer's id in the order system.")
     name: str
+    title: CustomerTitle | None
     phone_masked: str
     timezone: str
     region: str | None

@@ -47,6 +47,7 @@ from callcenter.customers.models import Customer, DoNotCall, DoNotCallSource, Kn
 from callcenter.customers.rules import InvalidPhone, mask_phone, normalize_phone
 from callcenter.db import UnitOfWork
 from callcenter.errors import Conflict, InvalidField, NotFound
+from callcenter.questionnaires.service import check_complete, current_versions
 from callcenter.users.models import User
 from callcenter.windows.rules import open_zones
 
@@ -309,6 +310,7 @@ def _upsert_customers(session: Session, items: list[_Prepared], now: datetime) -
         {
             "external_id": key,
             "name": item.event.customer.name,
+            "title": item.event.customer.title,
             "phone": item.phone,
             "timezone": item.zone,
             "region": item.event.customer.region,
@@ -321,8 +323,10 @@ def _upsert_customers(session: Session, items: list[_Prepared], now: datetime) -
     stmt = _insert(session, table).values(rows)
     stmt = stmt.on_conflict_do_update(
         index_elements=["external_id"],
-        set_={name: stmt.excluded[name] for name in ("name", "phone", "timezone", "region")}
-        | {"info_as_of": stmt.excluded.info_as_of},
+        set_={
+            name: stmt.excluded[name]
+            for name in ("name", "title", "phone", "timezone", "region", "info_as_of")
+        },
         # An older event delivered late must not overwrite newer details.
         where=table.c.info_as_of <= stmt.excluded.info_as_of,
     )
@@ -345,6 +349,7 @@ def _create_callbacks(
 ) -> dict[str, int]:
     customer_ids = _upsert_customers(session, items, now)
     closed_orders = _orders_with_closing_events(session, items)
+    scripts = current_versions(session)
     rows: list[dict[str, Any]] = []
     for item in items:
         kind = CALLBACK_FOR_EVENT[item.event.type]
@@ -363,6 +368,7 @@ def _create_callbacks(
                 "customer_id": customer_ids[item.event.customer.id],
                 "order_id": item.event.order_id,
                 "event_id": item.event.event_id,
+                "script_version_id": scripts.get(kind),
                 "anchor_at": deadlines.anchor_at,
                 "available_at": deadlines.available_at,
                 "due_at": deadlines.due_at,
@@ -447,6 +453,7 @@ def _customer_read(customer: Customer) -> CustomerRead:
     return CustomerRead(
         id=customer.external_id,
         name=customer.name,
+        title=customer.title,
         phone_masked=mask_phone(customer.phone),
         timezone=customer.timezone,
         region=customer.region,
@@ -725,10 +732,12 @@ def record_attempt(
         callback = session.get(Callback, callback_id, with_for_update=True)
         if callback is None:
             raise NotFound(f"callback {callback_id} does not exist")
-        _check_holder(callback, agent, now)
+        check_holder(callback, agent, now)
         customer = session.get_one(Customer, callback.customer_id)
         zone = ZoneInfo(customer.timezone)
         targets = [callback]
+        if attempt.outcome is AttemptOutcome.ANSWERED:
+            check_complete(session, callback)  # not closed half-asked
         if attempt.outcome in rules.WHOLE_CALL_OUTCOMES:
             targets += _claim_siblings(session, callback, now)
         recorded: list[tuple[Attempt, Callback]] = []
@@ -787,7 +796,8 @@ def _effect_for(outcome: AttemptOutcome, *, zone: ZoneInfo, **kwargs: Any) -> ru
         raise
 
 
-def _check_holder(callback: Callback, agent: User, now: datetime) -> None:
+def check_holder(callback: Callback, agent: User, now: datetime) -> None:
+    """Raise unless `agent` holds the callback's claim and the lease still runs."""
     if callback.status is not CallbackStatus.CLAIMED or callback.claimed_by_id != agent.id:
         raise NotYourClaim(
             f"callback {callback.id} is not claimed by you; claim it before recording"

@@ -8,12 +8,20 @@ from sqlmodel import Field, SQLModel
 from callcenter.db import UTCDateTime, enum_type
 
 
+class CustomerTitle(StrEnum):
+    """How the customer is addressed: 先生 / 女士 after the family name (rule SV-1)."""
+
+    MR = "mr"
+    MS = "ms"
+
+
 class Customer(SQLModel, table=True):
     __tablename__ = "customers"
 
     id: int | None = Field(default=None, primary_key=True)
     external_id: str = Field(max_length=64, unique=True, index=True)
     name: str = Field(max_length=200)
+    title: CustomerTitle | None = Field(default=None, sa_type=enum_type(CustomerTitle))
     phone: str = Field(max_length=20, index=True)  # E.164
     timezone: str = Field(max_length=64)
     region: str | None = Field(default=None, max_length=64)

@@ -15,7 +15,7 @@ from callcenter.customers.models import DoNotCall, DoNotCallSource
 from callcenter.db import Database
 from callcenter.users.models import UserRole
 from tests.conftest import IN_WINDOW, Users
-from tests.factories import event, hours
+from tests.factories import INSTALL_ANSWERS, event, hours
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -150,7 +150,7 @@ def test_an_expired_lease_returns_the_callback_and_the_late_agent_cannot_record(
     late = attempt(client, users, created["id"], "agent1", outcome="answered")
     assert late.status_code == 409
     assert "not claimed by you" in late.json()["detail"]
-    assert attempt(client, users, created["id"], "agent2", outcome="answered").status_code == 201
+    assert attempt(client, users, created["id"], "agent2", outcome="refused").status_code == 201
 
 
 def test_a_lapsed_lease_cannot_be_recorded_on_even_if_nobody_took_it(
@@ -223,7 +223,7 @@ def test_call_back_later_must_be_inside_a_window_and_before_the_limit(
     assert detail["field"] == "call_back_at"
     assert "outside the calling windows" in detail["msg"]
     windows = detail["next_valid_windows"]
-    assert windows[0]["opens_local"] == "2026-11-25T10:00:00+08:00"
+    assert windows[0]["opens_local"] == "2026-11-25T10:01:00+08:00"  # from a minute on
     assert windows[1]["opens_local"] == "2026-11-25T14:30:00+08:00"
     too_late = attempt(
         client,
@@ -265,6 +265,12 @@ def test_answered_completes_and_nothing_more_can_be_recorded(
 ) -> None:
     created = post(client, users, event(occurred_at=IN_WINDOW - hours(1)))
     assert claim(client, users) is not None
+    answers = client.post(
+        f"/api/v1/callbacks/{created['id']}/answers",
+        json={"answers": INSTALL_ANSWERS},
+        headers=users.headers("agent1"),
+    )
+    assert answers.status_code == 201, answers.text
     done = attempt(client, users, created["id"], outcome="answered", note="客户满意")
     assert done.status_code == 201
     assert done.json()["callbacks"][0]["status"] == "completed"

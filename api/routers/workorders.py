@@ -1,0 +1,71 @@
+"""Follow-up work orders (rule SV-5, first-ask responsibility) and the work-order list."""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, status
+
+from api.deps import Caller, NowDep, SettingsDep, UowDep, require_roles
+from callcenter.users.models import User, UserRole
+from callcenter.workorders.models import WorkOrderKind, WorkOrderStatus
+from callcenter.workorders.schemas import FollowUpCreate, WorkOrderPage, WorkOrderRead
+from callcenter.workorders.service import create_follow_up, list_work_orders
+
+router = APIRouter(prefix="/api/v1", tags=["work orders"])
+
+Overseer = Annotated[
+    User,
+    Depends(
+        require_roles(
+            UserRole.SUPERVISOR, UserRole.RETENTION_LEAD, UserRole.MANAGER, UserRole.ADMIN
+        )
+    ),
+]
+_AUTH: dict[int | str, dict[str, Any]] = {
+    401: {"description": "No API token, or a wrong one."},
+    403: {"description": "Your role may not do this."},
+}
+
+
+@router.post(
+    "/callbacks/{callback_id}/workorders",
+    status_code=status.HTTP_201_CREATED,
+    summary="Raise a follow-up for what could not be settled on the call",
+    responses={
+        **_AUTH,
+        404: {"description": "No such callback."},
+        409: {"description": "You do not hold this callback."},
+    },
+)
+def post_follow_up(
+    callback_id: int,
+    body: FollowUpCreate,
+    uow: UowDep,
+    now: NowDep,
+    settings: SettingsDep,
+    agent: Caller,
+) -> WorkOrderRead:
+    """Due to be handed over within 15 minutes (configurable)."""
+    return create_follow_up(
+        uow,
+        callback_id=callback_id,
+        user=agent,
+        follow_up=body,
+        now=now,
+        config=settings.rules,
+    )
+
+
+@router.get("/workorders", summary="Work orders, the ones due first", responses=_AUTH)
+def get_work_orders(
+    uow: UowDep,
+    now: NowDep,
+    _user: Overseer,
+    status_: Annotated[list[WorkOrderStatus], Query(alias="status")] = [],  # noqa: B006
+    kind: Annotated[list[WorkOrderKind], Query()] = [],  # noqa: B006
+    overdue: Annotated[bool | None, Query(description="Open and past its due time.")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> WorkOrderPage:
+    return list_work_orders(
+        uow, now=now, status=status_, kind=kind, overdue=overdue, limit=limit, offset=offset
+    )

@@ -1,0 +1,115 @@
+"""Follow-up work orders (rule SV-5) and reading the work-order list."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlmodel import col
+
+from callcenter.callbacks.models import Callback
+from callcenter.config import RulesConfig
+from callcenter.customers.models import Customer
+from callcenter.db import UnitOfWork
+from callcenter.errors import NotFound
+from callcenter.users.models import User
+from callcenter.workorders.models import WorkOrder, WorkOrderKind, WorkOrderStatus
+from callcenter.workorders.schemas import FollowUpCreate, WorkOrderPage, WorkOrderRead
+
+
+def _read(
+    order: WorkOrder, customer: str | None, creator: str | None, now: datetime
+) -> WorkOrderRead:
+    assert order.id is not None
+    return WorkOrderRead(
+        id=order.id,
+        kind=order.kind,
+        status=order.status,
+        callback_id=order.callback_id,
+        customer_id=customer,
+        subject=order.subject,
+        details=order.details,
+        team=order.team,
+        created_by=creator,
+        created_at=order.created_at,
+        due_at=order.due_at,
+        overdue=order.status is WorkOrderStatus.OPEN and now > order.due_at,
+        handed_over_at=order.handed_over_at,
+        closed_at=order.closed_at,
+    )
+
+
+def create_follow_up(
+    uow: UnitOfWork,
+    *,
+    callback_id: int,
+    user: User,
+    follow_up: FollowUpCreate,
+    now: datetime,
+    config: RulesConfig,
+) -> WorkOrderRead:
+    """Raise a follow-up work order from the call the agent holds; due to be handed over
+    within 15 minutes by default (rule SV-5, first-ask responsibility)."""
+    from callcenter.callbacks.service import check_holder
+
+    with uow:
+        session = uow.session
+        callback = session.get(Callback, callback_id)
+        if callback is None:
+            raise NotFound(f"callback {callback_id} does not exist")
+        check_holder(callback, user, now)
+        order = WorkOrder(
+            kind=WorkOrderKind.FOLLOW_UP,
+            status=WorkOrderStatus.OPEN,
+            callback_id=callback_id,
+            customer_id=callback.customer_id,
+            subject=follow_up.subject,
+            details=follow_up.details,
+            team=follow_up.team,
+            created_by_id=user.id,
+            created_at=now,
+            due_at=now + config.follow_up.hand_over_within,  # rule SV-5
+        )
+        session.add(order)
+        session.flush()
+        customer = session.get_one(Customer, callback.customer_id)
+        result = _read(order, customer.external_id, user.username, now)
+        uow.commit()
+        return result
+
+
+def list_work_orders(
+    uow: UnitOfWork,
+    *,
+    now: datetime,
+    status: list[WorkOrderStatus] | None = None,
+    kind: list[WorkOrderKind] | None = None,
+    overdue: bool | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> WorkOrderPage:
+    """Work orders, the ones due first."""
+    conditions: list[sa.ColumnElement[bool]] = []
+    if status:
+        conditions.append(col(WorkOrder.status).in_(status))
+    if kind:
+        conditions.append(col(WorkOrder.kind).in_(kind))
+    if overdue is not None:
+        late = sa.and_(col(WorkOrder.status) == WorkOrderStatus.OPEN, col(WorkOrder.due_at) < now)
+        conditions.append(late if overdue else sa.not_(late))
+    with uow:
+        session = uow.session
+        total = session.execute(
+            sa.select(sa.func.count()).select_from(WorkOrder).where(*conditions)
+        ).scalar_one()
+        stmt = (
+            sa.select(WorkOrder, col(Customer.external_id), col(User.username))
+            .outerjoin(Customer, col(Customer.id) == col(WorkOrder.customer_id))
+            .outerjoin(User, col(User.id) == col(WorkOrder.created_by_id))
+            .where(*conditions)
+            .order_by(col(WorkOrder.due_at), col(WorkOrder.id))
+            .limit(limit)
+            .offset(offset)
+        )
+        items = [_read(order, cust, name, now) for order, cust, name in session.execute(stmt)]
+    return WorkOrderPage(items=items, total=total, limit=limit, offset=offset)
