@@ -30,6 +30,9 @@ SUBCOMMANDS = [
     ["tokens", "create"],
     ["dnc"],
     ["dnc", "import"],
+    ["scripts"],
+    ["scripts", "lint"],
+    ["scripts", "show"],
 ]
 
 
@@ -132,3 +135,27 @@ def test_do_not_call_import_is_all_or_nothing_with_file_and_line(
     assert on_list(Database(db_env).uow(), phone="+8613800000002")
     missing = runner.invoke(app, ["dnc", "import", str(tmp_path / "nope.csv")])
     assert missing.exit_code == 1 and "cannot read" in missing.output
+
+
+def test_a_broken_script_stops_start_up_with_file_and_line(tmp_path: Path) -> None:
+    import shutil
+
+    from api.app import create_app
+    from callcenter.config import Settings
+    from callcenter.questionnaires.loader import shipped_scripts_dir
+    from callcenter.questionnaires.source import ScriptError
+
+    broken = tmp_path / "scripts"
+    shutil.copytree(shipped_scripts_dir(), broken)
+    repair = broken / "repair.yaml"
+    lines = repair.read_text(encoding="utf-8").splitlines()
+    number = next(i for i, line in enumerate(lines) if "zh:" in line and "？" in line)
+    lines[number] = lines[number].replace("？", "？你有没有搞错？", 1)  # a forbidden phrase
+    repair.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'x.db'}", scripts_dir=broken)
+    with pytest.raises(ScriptError) as caught:
+        create_app(settings, start_scheduler=False)
+    assert f"repair.yaml:{number + 1}" in str(caught.value)
+    lint = runner.invoke(app, ["scripts", "lint", str(broken)])
+    assert lint.exit_code == 1 and f"repair.yaml:{number + 1}" in lint.output
+    assert runner.invoke(app, ["scripts", "lint"]).exit_code == 0
