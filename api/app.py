@@ -5,16 +5,26 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI
 
 from api.errors import install_error_handlers
-from api.routers import callbacks, events, health, questionnaires, workorders
-from callcenter.clock import Clock, SystemClock
+from api.routers import (
+    calendar,
+    callbacks,
+    events,
+    health,
+    metrics,
+    questionnaires,
+    workorders,
+)
+from callcenter.clock import Clock, make_clock
 from callcenter.config import Settings, get_settings
 from callcenter.db import Database
 from callcenter.questionnaires.loader import ScriptSet, load_scripts, shipped_scripts
 from callcenter.questionnaires.service import sync_scripts
+from callcenter.workdays import WorkdayCalendar, calendar_warnings, log_warnings
 
 log = logging.getLogger("callcenter.api")
 
@@ -33,12 +43,14 @@ def create_app(
         load_scripts(settings.scripts_dir) if settings.scripts_dir else shipped_scripts()
     )
     database = database or Database(settings.database_url)
-    clock = clock or SystemClock()
+    clock = clock or make_clock(settings)
     run_scheduler = settings.scheduler_enabled if start_scheduler is None else start_scheduler
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         sync_scripts(database.uow(), scripts=scripts, now=clock.now())
+        today = clock.now().astimezone(ZoneInfo(settings.rules.default_timezone)).date()
+        log_warnings(calendar_warnings(WorkdayCalendar(settings.rules.workdays), today=today))
         scheduler = None
         if run_scheduler:
             from scheduler.runner import build_scheduler
@@ -68,6 +80,8 @@ def create_app(
     app.include_router(callbacks.router)
     app.include_router(questionnaires.router)
     app.include_router(workorders.router)
+    app.include_router(calendar.router)
+    app.include_router(metrics.router)
     return app
 
 

@@ -3,6 +3,7 @@ API (uvicorn) or the scheduler; the domain modules never import either."""
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from callcenter.clock import SystemClock
+from callcenter.clock import SystemClock, make_clock
 from callcenter.config import Environment, Settings, SettingsError, load_settings
 from callcenter.db import Database
 from callcenter.errors import DomainError
@@ -48,6 +49,14 @@ def _settings() -> Settings:
         raise _fail(str(exc), 2) from exc
 
 
+def _configure_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        force=True,
+    )
+
+
 def _database(settings: Settings) -> Database:
     return Database(settings.database_url)
 
@@ -69,7 +78,7 @@ def serve(
     workers: Annotated[int, typer.Option(min=1, help="API worker processes.")] = 1,
 ) -> None:
     """Serve the API and console with uvicorn (and the scheduler, unless --no-scheduler)."""
-    _settings()  # fail early, with a readable message, on a bad setting
+    _configure_logging(_settings())  # and fail early, with a readable message, on a bad setting
     import uvicorn
 
     if no_scheduler:
@@ -88,13 +97,14 @@ def serve(
 def run_scheduler() -> None:
     """Run the scheduler on its own (production: one or more of these beside the API)."""
     settings = _settings()
+    _configure_logging(settings)
     from apscheduler.schedulers.blocking import BlockingScheduler
 
     from scheduler.runner import build_scheduler
 
     scheduler = build_scheduler(
         database=_database(settings),
-        clock=SystemClock(),
+        clock=make_clock(settings),
         settings=settings,
         scheduler=BlockingScheduler(timezone="UTC"),
     )

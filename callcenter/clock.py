@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from callcenter.config import Settings
 
 
 class Clock(Protocol):
@@ -39,3 +42,23 @@ class FixedClock:
         with self._lock:
             self._now += delta
             return self._now
+
+
+class FileClock:
+    """A clock read from a file holding one ISO 8601 instant: lets a test drive the time of
+    separate processes (a scheduler replica) from outside. Never for production."""
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+
+    def now(self) -> datetime:
+        with open(self._path, encoding="utf-8") as handle:
+            instant = datetime.fromisoformat(handle.read().strip())
+        if instant.tzinfo is None:
+            raise ValueError(f"{self._path}: the instant has no UTC offset")
+        return instant.astimezone(UTC)
+
+
+def make_clock(settings: Settings) -> Clock:
+    """The wall clock, or the test clock file when the settings name one."""
+    return FileClock(str(settings.clock_file)) if settings.clock_file else SystemClock()

@@ -8,7 +8,7 @@ with `__`, e.g. `CALLCENTER_RULES__ATTEMPTS__MAX_ATTEMPTS=4`) or with a TOML fil
 from __future__ import annotations
 
 import tomllib
-from datetime import time, timedelta
+from datetime import date, time, timedelta
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
@@ -130,6 +130,37 @@ class FollowUpRule(_Frozen):
     hand_over_within: PositiveDuration = timedelta(minutes=15)
 
 
+class SlaRule(_Frozen):
+    """When the SLA watch flags a callback, and how soon an urging order follows (rule WO-4)."""
+
+    # A callback is at risk once this share of the time from its anchor to its target passed.
+    at_risk_share: float = Field(default=0.75, gt=0, lt=1)
+    urging_within: PositiveDuration = timedelta(minutes=30)  # rule WO-4
+    # A callback a customer asked a given agent for moves to the shared queue when that agent
+    # has not taken it this long after it became due.
+    personal_grace: PositiveDuration = timedelta(minutes=30)
+
+
+class WorkdayRule(_Frozen):
+    """Working days: the PRC calendar with its make-up working days (调休), from a maintained
+    library, plus days the operator declares for a year the library does not know yet."""
+
+    install_due_working_days: int = Field(default=3, ge=1)  # chapter 4 §1: ≤3 working days
+    install_latest_working_days: int = Field(default=7, ge=1)  # … at most 7
+    declared_working_days: tuple[date, ...] = ()
+    declared_holidays: tuple[date, ...] = ()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        both = set(self.declared_working_days) & set(self.declared_holidays)
+        if both:
+            days = ", ".join(sorted(day.isoformat() for day in both))
+            raise ValueError(f"declared both a working day and a holiday: {days}")
+        if self.install_latest_working_days < self.install_due_working_days:
+            raise ValueError("install_latest_working_days is less than install_due_working_days")
+        return self
+
+
 class RulesConfig(_Frozen):
     """Every number of the handbook that the software enforces, with its default."""
 
@@ -144,6 +175,8 @@ class RulesConfig(_Frozen):
     churn: ChurnRule = ChurnRule()
     attempts: AttemptPolicy = AttemptPolicy()
     follow_up: FollowUpRule = FollowUpRule()
+    sla: SlaRule = SlaRule()
+    workdays: WorkdayRule = WorkdayRule()
 
     @field_validator("default_timezone")
     @classmethod
@@ -207,13 +240,26 @@ class Settings(BaseSettings):
     )
 
     environment: Environment = Environment.DEVELOPMENT
+    log_level: str = Field(default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
     database_url: str = "sqlite:///./callcenter.db"
     rules_file: Path | None = None
     scripts_dir: Path | None = None  # default: the shipped scripts/
+    # Tests only: read "now" from this file (one ISO 8601 instant) to drive separate processes.
+    clock_file: Path | None = None
     rules: RulesConfig = RulesConfig()
     scheduler_enabled: bool = True
     lease_sweep_seconds: int = Field(default=60, ge=1)
+    sla_watch_seconds: int = Field(default=60, ge=1)
+    personal_sweep_seconds: int = Field(default=60, ge=1)
+    # The nightly KPI snapshot runs at this hour, in the default zone.
+    snapshot_hour: int = Field(default=1, ge=0, le=23)
     batch_max_events: int = Field(default=1000, ge=1, le=10_000)
+
+    @model_validator(mode="after")
+    def _no_test_clock_in_production(self) -> Self:
+        if self.clock_file is not None and self.environment is Environment.PRODUCTION:
+            raise ValueError("clock_file: a test clock is never used in production")
+        return self
 
     @model_validator(mode="before")
     @classmethod

@@ -2,9 +2,11 @@
 
 from sqlmodel import SQLModel
 
-from callcenter.callbacks.models import Attempt, Callback, IntakeEvent
+from callcenter.callbacks.models import Attempt, Callback, CallbackEvent, IntakeEvent
 from callcenter.customers.models import Customer, DoNotCall, KnownZone
+from callcenter.forecast.models import RosterEntry
 from callcenter.questionnaires.models import Answer, ScriptVersion
+from callcenter.reports.models import KpiSnapshot
 from callcenter.users.models import ApiToken, User
 from callcenter.workorders.models import WorkOrder
 
@@ -15,10 +17,13 @@ __all__ = [
     "ApiToken",
     "Attempt",
     "Callback",
+    "CallbackEvent",
     "Customer",
     "DoNotCall",
     "IntakeEvent",
+    "KpiSnapshot",
     "KnownZone",
+    "RosterEntry",
     "User",
     "ScriptVersion",
     "WorkOrder",

@@ -1,20 +1,99 @@
-"""Jobs: each opens a unit of work around one service call, and logs what it did."""
+"""Jobs: each opens its units of work around one service call and logs what it did: its
+name, the rows it touched and how long it took. A failure is logged and counted; the job
+runs again at its next tick."""
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 from callcenter.callbacks.service import release_lapsed_claims
 from callcenter.clock import Clock
+from callcenter.config import Settings
 from callcenter.db import Database
+from callcenter.reports.service import snapshot_day
+from callcenter.sla.service import watch
+from callcenter.workdays import WorkdayCalendar, calendar_warnings, log_warnings
+from scheduler.metrics import JOB_FAILURES, JOB_ROWS, JOB_SECONDS
 
 log = logging.getLogger("callcenter.scheduler")
 
 
+@contextmanager
+def _measured(name: str) -> Iterator[Callable[[int], None]]:
+    started = time.perf_counter()
+    touched = 0
+
+    def rows(count: int) -> None:
+        nonlocal touched
+        touched += count
+
+    try:
+        yield rows
+    except Exception:
+        JOB_FAILURES.labels(name).inc()
+        log.exception("job=%s failed after %.3fs", name, time.perf_counter() - started)
+        raise
+    finally:
+        elapsed = time.perf_counter() - started
+        JOB_SECONDS.labels(name).observe(elapsed)
+        JOB_ROWS.labels(name).inc(touched)
+    log.info("job=%s rows=%d seconds=%.3f", name, touched, elapsed)
+
+
 def release_lapsed(database: Database, clock: Clock) -> int:
     """Callbacks whose lease lapsed go back to the queue."""
-    started = time.perf_counter()
-    count = release_lapsed_claims(database.uow(), now=clock.now())
-    log.info("job=release_lapsed rows=%d seconds=%.3f", count, time.perf_counter() - started)
+    with _measured("release_lapsed") as rows:
+        count = release_lapsed_claims(database.uow(), now=clock.now())
+        rows(count)
     return count
+
+
+def sla_watch(database: Database, clock: Clock, settings: Settings) -> int:
+    """Expire what passed its hard limit, flag at-risk and overdue callbacks, send urging
+    orders (rule WO-4), move personal callbacks nobody took to the shared queue."""
+    with _measured("sla_watch") as rows:
+        report = watch(database.uow, now=clock.now(), config=settings.rules)
+        rows(report.rows)
+        for failure in report.failures:
+            JOB_FAILURES.labels("sla_watch").inc()
+            log.error("job=sla_watch batch failed: %s", failure)
+    log.info(
+        "job=sla_watch expired=%d at_risk=%d overdue=%d urged=%d/%d moved_to_shared=%d",
+        report.expired,
+        report.at_risk,
+        report.overdue,
+        report.urged_callbacks,
+        report.urged_work_orders,
+        report.moved_to_shared,
+    )
+    return report.rows
+
+
+def kpi_snapshot(database: Database, clock: Clock, settings: Settings) -> int | None:
+    """Snapshot yesterday's KPI figures (local days in the default zone)."""
+    zone = ZoneInfo(settings.rules.default_timezone)
+    with _measured("kpi_snapshot") as rows:
+        yesterday = (clock.now().astimezone(zone) - timedelta(days=1)).date()
+        written = snapshot_day(database.uow(), day=yesterday, zone=zone, now=clock.now())
+        if written is None:
+            log.info("job=kpi_snapshot skipped: another process holds the snapshot lock")
+        else:
+            rows(written)
+    return written
+
+
+def calendar_check(clock: Clock, settings: Settings) -> int:
+    """Say loudly, every day, which coming days the working-day calendar does not know."""
+    zone = ZoneInfo(settings.rules.default_timezone)
+    with _measured("calendar_check") as rows:
+        warnings = calendar_warnings(
+            WorkdayCalendar(settings.rules.workdays), today=clock.now().astimezone(zone).date()
+        )
+        log_warnings(warnings)
+        rows(len(warnings))
+    return len(warnings)

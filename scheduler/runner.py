@@ -1,7 +1,9 @@
-"""Builds the APScheduler scheduler. Jobs work on many rows and claim them atomically, so any
-number of scheduler processes may run against one database."""
+"""Builds the APScheduler scheduler. A few periodic jobs each work on many rows and claim
+them atomically, so any number of scheduler processes may run against one database."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler
@@ -10,6 +12,13 @@ from callcenter.clock import Clock
 from callcenter.config import Settings
 from callcenter.db import Database
 from scheduler import jobs
+
+_COMMON: dict[str, Any] = {
+    "replace_existing": True,
+    "coalesce": True,  # a backlog of missed runs is one run
+    "max_instances": 1,  # never two runs of a job at once in one process
+    "misfire_grace_time": 30,
+}
 
 
 def build_scheduler(
@@ -22,9 +31,34 @@ def build_scheduler(
         seconds=settings.lease_sweep_seconds,
         kwargs={"database": database, "clock": clock},
         id="release-lapsed-claims",
-        replace_existing=True,
-        coalesce=True,
-        max_instances=1,
-        misfire_grace_time=30,
+        **_COMMON,
+    )
+    scheduler.add_job(
+        jobs.sla_watch,
+        "interval",
+        seconds=settings.sla_watch_seconds,
+        kwargs={"database": database, "clock": clock, "settings": settings},
+        id="sla-watch",
+        **_COMMON,
+    )
+    scheduler.add_job(
+        jobs.kpi_snapshot,
+        "cron",
+        hour=settings.snapshot_hour,
+        minute=5,
+        timezone=settings.rules.default_timezone,
+        kwargs={"database": database, "clock": clock, "settings": settings},
+        id="kpi-snapshot",
+        **{**_COMMON, "misfire_grace_time": 3600},
+    )
+    scheduler.add_job(
+        jobs.calendar_check,
+        "cron",
+        hour=8,
+        minute=0,
+        timezone=settings.rules.default_timezone,
+        kwargs={"clock": clock, "settings": settings},
+        id="calendar-check",
+        **{**_COMMON, "misfire_grace_time": 3600},
     )
     return scheduler

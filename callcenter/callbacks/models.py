@@ -1,6 +1,7 @@
 """Callbacks, the events that made them, and the attempts on them."""
 
-from datetime import datetime
+from datetime import date, datetime
+from enum import StrEnum
 
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
@@ -42,6 +43,12 @@ class Callback(SQLModel, table=True):
         sa.Index("ix_callbacks_customer_status", "customer_id", "status"),
         sa.Index("ix_callbacks_order_type", "order_id", "type"),
         sa.Index("ix_callbacks_status_due", "status", "due_at"),
+        sa.Index(
+            "ix_callbacks_assigned_agent",
+            "assigned_agent_id",
+            postgresql_where=sa.text("assigned_agent_id IS NOT NULL"),
+            sqlite_where=sa.text("assigned_agent_id IS NOT NULL"),
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -54,6 +61,10 @@ class Callback(SQLModel, table=True):
     # The script version it was created with (frozen): its questions stay as they were asked.
     script_version_id: int | None = Field(default=None, foreign_key="script_versions.id")
     anchor_at: datetime = Field(sa_type=UTCDateTime)
+    # Day-5 install contacts (rule CB-7): by when the install is due, in working days
+    # (≤3, at most 7), to tell the customer; empty when the calendar does not know the year.
+    install_due_on: date | None = None
+    install_latest_on: date | None = None
     # When it may next be offered: the first moment, a retry time, the time the customer asked
     # for, or (while claimed) the end of the lease.
     available_at: datetime = Field(sa_type=UTCDateTime)
@@ -67,6 +78,12 @@ class Callback(SQLModel, table=True):
     lease_expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     closed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     close_reason: str | None = Field(default=None, max_length=500)
+    # A customer who asked a given agent to call back stays with that agent until the grace
+    # time after it is due passes; then the SLA watch moves it to the shared queue.
+    assigned_agent_id: int | None = Field(default=None, foreign_key="users.id")
+    # Set once by the SLA watch (rule WO-4 flags overdue work).
+    at_risk_since: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    overdue_since: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = Field(sa_type=UTCDateTime)
     updated_at: datetime = Field(sa_type=UTCDateTime)
 
@@ -86,3 +103,28 @@ class Attempt(SQLModel, table=True):
     call_back_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     note: str | None = Field(default=None, max_length=2000)
     recorded_at: datetime = Field(sa_type=UTCDateTime)
+    # How far past the target the customer was tried (0 when in time): the lateness as it was.
+    late_by_seconds: int = Field(default=0)
+
+
+class CallbackEventKind(StrEnum):
+    AT_RISK = "at_risk"
+    OVERDUE = "overdue"
+    URGED = "urged"  # rule WO-4: an urging order went to the responsible team
+    EXPIRED = "expired"  # the hard limit passed before the customer was reached
+    MOVED_TO_SHARED = "moved_to_shared"  # a personal callback the agent did not take in time
+    REASSIGNED = "reassigned"
+    LEASE_RELEASED = "lease_released"
+
+
+class CallbackEvent(SQLModel, table=True):
+    """What happened to a callback besides attempts, for supervisors. Inserted only."""
+
+    __tablename__ = "callback_events"
+
+    id: int | None = Field(default=None, primary_key=True)
+    callback_id: int = Field(foreign_key="callbacks.id", index=True)
+    kind: CallbackEventKind = Field(sa_type=enum_type(CallbackEventKind))
+    at: datetime = Field(sa_type=UTCDateTime, index=True)
+    detail: str | None = Field(default=None, max_length=500)
+    actor_id: int | None = Field(default=None, foreign_key="users.id")

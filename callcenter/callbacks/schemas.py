@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Self
 
@@ -106,6 +106,7 @@ class AttemptRead(BaseModel):
     call_back_at: datetime | None
     note: str | None
     recorded_at: datetime
+    late_by_seconds: int = Field(description="How far past the target it was; 0: in time.")
 
 
 class CallbackRead(BaseModel):
@@ -121,8 +122,19 @@ class CallbackRead(BaseModel):
     due_at: datetime = Field(description="The target.")
     hard_due_at: datetime = Field(description="The hard limit.")
     overdue: bool = Field(description="Still open and past its target.")
+    install_due_on: date | None = Field(
+        description="Day-5 install contacts: the install is due by this day (3 working days)."
+    )
+    install_latest_on: date | None = Field(
+        description="… and at the latest by this day (7 working days)."
+    )
+    at_risk_since: datetime | None = Field(description="When the SLA watch flagged it at risk.")
+    overdue_since: datetime | None = Field(description="When the SLA watch flagged it overdue.")
     attempt_count: int
     claimed_by: str | None
+    assigned_to: str | None = Field(
+        description="The agent the customer asked to call back; it stays with that agent."
+    )
     lease_expires_at: datetime | None
     closed_at: datetime | None
     close_reason: str | None

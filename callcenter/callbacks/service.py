@@ -42,14 +42,16 @@ from callcenter.callbacks.schemas import (
     IntakeResult,
     IntakeStatus,
 )
-from callcenter.config import Channel, RulesConfig
+from callcenter.config import CallbackType, Channel, RulesConfig
 from callcenter.customers.models import Customer, DoNotCall, DoNotCallSource, KnownZone
 from callcenter.customers.rules import InvalidPhone, mask_phone, normalize_phone
 from callcenter.db import UnitOfWork
 from callcenter.errors import Conflict, InvalidField, NotFound
 from callcenter.questionnaires.service import check_complete, current_versions
+from callcenter.sla.rules import late_by
 from callcenter.users.models import User
 from callcenter.windows.rules import open_zones
+from callcenter.workdays import UnknownYear, WorkdayCalendar, log_unknown
 
 # Events may arrive a little ahead of our clock (clock skew), never from the future.
 MAX_CLOCK_SKEW = timedelta(minutes=5)
@@ -350,6 +352,7 @@ def _create_callbacks(
     customer_ids = _upsert_customers(session, items, now)
     closed_orders = _orders_with_closing_events(session, items)
     scripts = current_versions(session)
+    calendar = WorkdayCalendar(config.workdays)
     rows: list[dict[str, Any]] = []
     for item in items:
         kind = CALLBACK_FOR_EVENT[item.event.type]
@@ -360,8 +363,18 @@ def _create_callbacks(
         if closer is not None and (item.event.order_id, closer) in closed_orders:
             # rule CB-7: the closing event came first; the contact is not needed.
             status, reason = CallbackStatus.CANCELLED, f"{closer} already received"
+        due_on = latest_on = None
+        if kind is CallbackType.INSTALL_DELAY:
+            try:  # chapter 4 §1: installs are due in ≤3 working days, at most 7
+                due_on, latest_on = calendar.install_due_dates(
+                    item.event.occurred_at, ZoneInfo(item.zone)
+                )
+            except UnknownYear as exc:
+                log_unknown(exc)  # loud, never a weekday guess; the dates stay empty
         rows.append(
             {
+                "install_due_on": due_on,
+                "install_latest_on": latest_on,
                 "type": kind,
                 "status": status,
                 "channel": config.rule_for(kind).channel,
@@ -461,7 +474,12 @@ def _customer_read(customer: Customer) -> CustomerRead:
 
 
 def _callback_read(
-    callback: Callback, customer: Customer, claimed_by: str | None, *, now: datetime
+    callback: Callback,
+    customer: Customer,
+    claimed_by: str | None,
+    assigned_to: str | None = None,
+    *,
+    now: datetime,
 ) -> CallbackRead:
     assert callback.id is not None
     is_open = callback.status in (CallbackStatus.PENDING, CallbackStatus.CLAIMED)
@@ -478,8 +496,13 @@ def _callback_read(
         due_at=callback.due_at,
         hard_due_at=callback.hard_due_at,
         overdue=is_open and now > callback.due_at,
+        install_due_on=callback.install_due_on,
+        install_latest_on=callback.install_latest_on,
+        at_risk_since=callback.at_risk_since,
+        overdue_since=callback.overdue_since,
         attempt_count=callback.attempt_count,
         claimed_by=claimed_by,
+        assigned_to=assigned_to,
         lease_expires_at=callback.lease_expires_at,
         closed_at=callback.closed_at,
         close_reason=callback.close_reason,
@@ -487,11 +510,15 @@ def _callback_read(
     )
 
 
+_ASSIGNEE = User.__table__.alias("assignee")  # type: ignore[attr-defined]
+
+
 def _select_views() -> sa.Select[*tuple[Any, ...]]:
     return (
-        sa.select(Callback, Customer, col(User.username))
+        sa.select(Callback, Customer, col(User.username), _ASSIGNEE.c.username)
         .join(Customer, col(Customer.id) == col(Callback.customer_id))
         .outerjoin(User, col(User.id) == col(Callback.claimed_by_id))
+        .outerjoin(_ASSIGNEE, _ASSIGNEE.c.id == col(Callback.assigned_agent_id))
     )
 
 
@@ -503,9 +530,9 @@ def _callback_views(
     for start in range(0, len(wanted), 900):  # keep under every backend's parameter limit
         chunk = wanted[start : start + 900]
         stmt = _select_views().where(col(Callback.id).in_(chunk))
-        for callback, customer, username in session.execute(stmt):
+        for callback, customer, username, assignee in session.execute(stmt):
             assert callback.id is not None
-            views[callback.id] = _callback_read(callback, customer, username, now=now)
+            views[callback.id] = _callback_read(callback, customer, username, assignee, now=now)
     return views
 
 
@@ -520,6 +547,7 @@ def _attempt_read(attempt: Attempt, agent: str | None) -> AttemptRead:
         call_back_at=attempt.call_back_at,
         note=attempt.note,
         recorded_at=attempt.recorded_at,
+        late_by_seconds=attempt.late_by_seconds,
     )
 
 
@@ -575,7 +603,10 @@ def list_callbacks(
             .limit(limit)
             .offset(offset)
         )
-        items = [_callback_read(cb, cu, name, now=now) for cb, cu, name in session.execute(stmt)]
+        items = [
+            _callback_read(cb, cu, name, assignee, now=now)
+            for cb, cu, name, assignee in session.execute(stmt)
+        ]
     return CallbackPage(items=items, total=total, limit=limit, offset=offset)
 
 
@@ -586,12 +617,17 @@ def list_callbacks(
 _MAX_CLAIM_RACES = 8
 
 
-def _callable(now: datetime) -> list[sa.ColumnElement[bool]]:
+def _callable(now: datetime, agent_id: int) -> list[sa.ColumnElement[bool]]:
     """Conditions for a callback an agent may take now (its customer's window aside)."""
     return [
         _is_open_status(),  # pending, or claimed with a lapsed lease
         col(Callback.available_at) <= now,
         col(Callback.channel) == Channel.AGENT,
+        # another agent's personal callback stays with that agent until the SLA watch moves it
+        sa.or_(
+            col(Callback.assigned_agent_id).is_(None),
+            col(Callback.assigned_agent_id) == agent_id,
+        ),
     ]
 
 
@@ -609,14 +645,19 @@ def _no_live_claim(now: datetime) -> sa.ColumnElement[bool]:
     )
 
 
-def claim_statement(now: datetime, zones: Sequence[str]) -> sa.Select[*tuple[Any, ...]]:
-    """The one statement that picks and locks the next customer to call (EDF order)."""
+def claim_statement(
+    now: datetime, zones: Sequence[str], agent_id: int, *, personal: bool = False
+) -> sa.Select[*tuple[Any, ...]]:
+    """The one statement that picks and locks the next customer to call (EDF order); with
+    `personal`, only among the callbacks customers asked this agent for."""
     on_list = sa.select(col(DoNotCall.phone)).where(col(DoNotCall.phone) == col(Customer.phone))
+    mine = [col(Callback.assigned_agent_id) == agent_id] if personal else []
     return (
         sa.select(col(Callback.id), col(Callback.customer_id))
         .join(Customer, col(Customer.id) == col(Callback.customer_id))
         .where(
-            *_callable(now),
+            *mine,
+            *_callable(now, agent_id),
             col(Customer.timezone).in_(list(zones)),  # rule CB-5: the customer's window is open
             ~on_list.exists(),  # the do-not-call list, checked now, not at intake
             _no_live_claim(now),
@@ -641,8 +682,22 @@ def claim_next(
             return None
         lease_end = now + config.attempts.lease
         claim_id = str(uuid.uuid4())
-        for _ in range(_MAX_CLAIM_RACES):
-            row = session.execute(claim_statement(now, zones)).first()
+        # Personal callbacks first: the customer asked this agent to call at that time.
+        has_personal = session.execute(
+            sa.select(col(Callback.id))
+            .where(
+                col(Callback.assigned_agent_id) == agent.id,
+                col(Callback.status) == CallbackStatus.PENDING,
+                col(Callback.available_at) <= now,
+            )
+            .limit(1)
+        ).first()
+        for race in range(_MAX_CLAIM_RACES):
+            row = None
+            if has_personal is not None and race == 0:
+                row = session.execute(claim_statement(now, zones, agent.id, personal=True)).first()
+            if row is None:
+                row = session.execute(claim_statement(now, zones, agent.id)).first()
             if row is None:
                 return None
             taken = (
@@ -650,7 +705,7 @@ def claim_next(
                     sa.update(Callback)
                     .where(
                         col(Callback.customer_id) == row[1],
-                        *_callable(now),
+                        *_callable(now, agent.id),
                         _no_live_claim(now),
                     )
                     .values(
@@ -762,9 +817,10 @@ def record_attempt(
                 call_back_at=attempt.call_back_at,
                 note=attempt.note,
                 recorded_at=now,
+                late_by_seconds=int(late_by(now, target.due_at).total_seconds()),
             )
             session.add(row)
-            _apply(target, effect, attempt.outcome, now)
+            _apply(target, effect, attempt.outcome, now, agent)
             recorded.append((row, target))
         if attempt.outcome is AttemptOutcome.DO_NOT_CALL:
             session.execute(
@@ -826,7 +882,11 @@ def _claim_siblings(session: Session, callback: Callback, now: datetime) -> list
 
 
 def _apply(
-    callback: Callback, effect: rules.AttemptEffect, outcome: AttemptOutcome, now: datetime
+    callback: Callback,
+    effect: rules.AttemptEffect,
+    outcome: AttemptOutcome,
+    now: datetime,
+    agent: User,
 ) -> None:
     callback.status = effect.status
     callback.attempt_count += 1
@@ -840,6 +900,9 @@ def _apply(
     if effect.status is CallbackStatus.PENDING:
         assert effect.available_at is not None
         callback.available_at = effect.available_at
+        # The customer asked this agent to call back at a set time: it stays with the agent.
+        personal = outcome is AttemptOutcome.CALL_BACK_LATER
+        callback.assigned_agent_id = agent.id if personal else None
     else:
         callback.closed_at = now
         callback.close_reason = effect.reason

@@ -24,6 +24,7 @@ class User(SQLModel, table=True):
     username: str = Field(max_length=64, unique=True, index=True)
     display_name: str = Field(max_length=100)
     employee_number: str | None = Field(default=None, max_length=32)
+    team: str | None = Field(default=None, max_length=64)
     role: UserRole = Field(sa_type=enum_type(UserRole))
     password_hash: str | None = Field(default=None, max_length=255)
     is_active: bool = Field(default=True)

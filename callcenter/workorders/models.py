@@ -3,6 +3,7 @@
 from datetime import datetime
 from enum import StrEnum
 
+import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
 from callcenter.db import UTCDateTime, enum_type
@@ -21,6 +22,24 @@ class WorkOrderStatus(StrEnum):
 
 class WorkOrder(SQLModel, table=True):
     __tablename__ = "work_orders"
+    __table_args__ = (
+        # rule WO-4: one urging order per overdue callback or work order, however many
+        # scheduler replicas see it.
+        sa.Index(
+            "uq_work_orders_urges_callback",
+            "urges_callback_id",
+            unique=True,
+            postgresql_where=sa.text("urges_callback_id IS NOT NULL"),
+            sqlite_where=sa.text("urges_callback_id IS NOT NULL"),
+        ),
+        sa.Index(
+            "uq_work_orders_urges_work_order",
+            "urges_work_order_id",
+            unique=True,
+            postgresql_where=sa.text("urges_work_order_id IS NOT NULL"),
+            sqlite_where=sa.text("urges_work_order_id IS NOT NULL"),
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     kind: WorkOrderKind = Field(sa_type=enum_type(WorkOrderKind))
@@ -35,3 +54,6 @@ class WorkOrder(SQLModel, table=True):
     due_at: datetime = Field(sa_type=UTCDateTime, index=True)
     handed_over_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     closed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # An urging order (WO-4) points at what it urges.
+    urges_callback_id: int | None = Field(default=None, foreign_key="callbacks.id")
+    urges_work_order_id: int | None = Field(default=None, foreign_key="work_orders.id")
