@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -85,10 +85,18 @@ def require_roles(*roles: UserRole) -> Callable[[User], User]:
     return check
 
 
+# What any authenticated endpoint may answer besides its own responses (for the OpenAPI).
+AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "No API token, or a wrong one."},
+    403: {"description": "Your role may not do this."},
+}
+
 CALLERS = (UserRole.AGENT, UserRole.SUPERVISOR, UserRole.RETENTION_LEAD)
 READERS = (*CALLERS, UserRole.MANAGER, UserRole.ADMIN)
 INTEGRATIONS = (UserRole.SYSTEM, UserRole.ADMIN)
+OVERSEERS = (UserRole.SUPERVISOR, UserRole.RETENTION_LEAD, UserRole.MANAGER, UserRole.ADMIN)
 
 Caller = Annotated[User, Depends(require_roles(*CALLERS))]
 Reader = Annotated[User, Depends(require_roles(*READERS))]
 Integration = Annotated[User, Depends(require_roles(*INTEGRATIONS))]
+Overseer = Annotated[User, Depends(require_roles(*OVERSEERS))]

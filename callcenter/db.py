@@ -150,6 +150,14 @@ class Database:
         self.engine.dispose()
 
 
+def upsert_into(session: Session, table: Any) -> Any:
+    """`INSERT` for `table` with the backend's `ON CONFLICT` clauses (PostgreSQL, SQLite)."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    dialect = session.get_bind().dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+
+
 def enum_type(enum_cls: type[Any]) -> sa.Enum:
     """A portable enum column stored as its values (VARCHAR, no native type to migrate)."""
     return sa.Enum(

@@ -1,26 +1,16 @@
 """Working-day calendar warnings for supervisors: days the PRC calendar does not know yet."""
 
 from datetime import date
-from typing import Annotated, Any
+from typing import Annotated
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from api.deps import NowDep, SettingsDep, require_roles
-from callcenter.users.models import User, UserRole
+from api.deps import AUTH_ERRORS, NowDep, Overseer, SettingsDep
 from callcenter.workdays import WorkdayCalendar, calendar_warnings
 
 router = APIRouter(prefix="/api/v1", tags=["calendar"])
-
-Overseer = Annotated[
-    User,
-    Depends(
-        require_roles(
-            UserRole.SUPERVISOR, UserRole.RETENTION_LEAD, UserRole.MANAGER, UserRole.ADMIN
-        )
-    ),
-]
 
 
 class CalendarWarningRead(BaseModel):
@@ -31,16 +21,10 @@ class CalendarWarningRead(BaseModel):
     en: str
 
 
-_AUTH: dict[int | str, dict[str, Any]] = {
-    401: {"description": "No API token, or a wrong one."},
-    403: {"description": "Your role may not do this."},
-}
-
-
 @router.get(
     "/calendar/warnings",
     summary="Days ahead that the working-day calendar cannot answer",
-    responses=_AUTH,
+    responses=AUTH_ERRORS,
 )
 def get_calendar_warnings(
     now: NowDep,

@@ -1,11 +1,11 @@
 """Agents claim callbacks and record attempts; everyone who may reads the queue."""
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 from pydantic import AwareDatetime
 
-from api.deps import Caller, NowDep, Reader, SettingsDep, UowDep
+from api.deps import AUTH_ERRORS, Caller, NowDep, Reader, SettingsDep, UowDep
 from callcenter.callbacks.rules import CallbackStatus
 from callcenter.callbacks.schemas import (
     AttemptCreate,
@@ -20,18 +20,13 @@ from callcenter.config import CallbackType
 
 router = APIRouter(prefix="/api/v1/callbacks", tags=["callbacks"])
 
-_AUTH: dict[int | str, dict[str, Any]] = {
-    401: {"description": "No API token, or a wrong one."},
-    403: {"description": "Your role may not do this."},
-}
-
 
 @router.post(
     "/claim",
     summary="Take the next callback to make now",
     responses={
         204: {"description": "Nothing may be called now (no window open, or the queue is empty)."},
-        **_AUTH,
+        **AUTH_ERRORS,
     },
 )
 def claim(
@@ -53,7 +48,7 @@ def claim(
     responses={
         404: {"description": "No such callback."},
         409: {"description": "You do not hold this callback, or your lease lapsed."},
-        **_AUTH,
+        **AUTH_ERRORS,
     },
 )
 def post_attempt(
@@ -74,7 +69,7 @@ def post_attempt(
     )
 
 
-@router.get("", summary="List callbacks", responses=_AUTH)
+@router.get("", summary="List callbacks", responses=AUTH_ERRORS)
 def get_callbacks(
     uow: UowDep,
     now: NowDep,
@@ -103,7 +98,7 @@ def get_callbacks(
 @router.get(
     "/{callback_id}",
     summary="One callback with its attempts",
-    responses={404: {"description": "No such callback."}, **_AUTH},
+    responses={404: {"description": "No such callback."}, **AUTH_ERRORS},
 )
 def get_one(callback_id: int, uow: UowDep, now: NowDep, _user: Reader) -> CallbackDetail:
     return get_callback(uow, callback_id=callback_id, now=now)

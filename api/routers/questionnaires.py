@@ -4,7 +4,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, status
 
-from api.deps import Caller, NowDep, Reader, UowDep
+from api.deps import AUTH_ERRORS, Caller, NowDep, Reader, UowDep
 from callcenter.questionnaires.definitions import Lang
 from callcenter.questionnaires.schemas import (
     AnswerRead,
@@ -22,8 +22,7 @@ from callcenter.questionnaires.service import (
 router = APIRouter(prefix="/api/v1", tags=["scripts and answers"])
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "No API token, or a wrong one."},
-    403: {"description": "Your role may not do this."},
+    **AUTH_ERRORS,
     404: {"description": "No such callback or answer."},
     409: {"description": "You do not hold this callback, or the answer is already recorded."},
 }

@@ -1,29 +1,15 @@
 """Follow-up work orders (rule SV-5, first-ask responsibility) and the work-order list."""
 
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, status
+from fastapi import APIRouter, Query, status
 
-from api.deps import Caller, NowDep, SettingsDep, UowDep, require_roles
-from callcenter.users.models import User, UserRole
+from api.deps import AUTH_ERRORS, Caller, NowDep, Overseer, SettingsDep, UowDep
 from callcenter.workorders.models import WorkOrderKind, WorkOrderStatus
 from callcenter.workorders.schemas import FollowUpCreate, WorkOrderPage, WorkOrderRead
 from callcenter.workorders.service import create_follow_up, list_work_orders
 
 router = APIRouter(prefix="/api/v1", tags=["work orders"])
-
-Overseer = Annotated[
-    User,
-    Depends(
-        require_roles(
-            UserRole.SUPERVISOR, UserRole.RETENTION_LEAD, UserRole.MANAGER, UserRole.ADMIN
-        )
-    ),
-]
-_AUTH: dict[int | str, dict[str, Any]] = {
-    401: {"description": "No API token, or a wrong one."},
-    403: {"description": "Your role may not do this."},
-}
 
 
 @router.post(
@@ -31,7 +17,7 @@ _AUTH: dict[int | str, dict[str, Any]] = {
     status_code=status.HTTP_201_CREATED,
     summary="Raise a follow-up for what could not be settled on the call",
     responses={
-        **_AUTH,
+        **AUTH_ERRORS,
         404: {"description": "No such callback."},
         409: {"description": "You do not hold this callback."},
     },
@@ -55,7 +41,7 @@ def post_follow_up(
     )
 
 
-@router.get("/workorders", summary="Work orders, the ones due first", responses=_AUTH)
+@router.get("/workorders", summary="Work orders, the ones due first", responses=AUTH_ERRORS)
 def get_work_orders(
     uow: UowDep,
     now: NowDep,

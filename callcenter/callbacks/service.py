@@ -13,7 +13,6 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col
 
 from callcenter.callbacks import rules
@@ -45,7 +44,7 @@ from callcenter.callbacks.schemas import (
 from callcenter.config import CallbackType, Channel, RulesConfig
 from callcenter.customers.models import Customer, DoNotCall, DoNotCallSource, KnownZone
 from callcenter.customers.rules import InvalidPhone, mask_phone, normalize_phone
-from callcenter.db import UnitOfWork
+from callcenter.db import UnitOfWork, upsert_into
 from callcenter.errors import Conflict, InvalidField, NotFound
 from callcenter.questionnaires.service import check_complete, current_versions
 from callcenter.sla.rules import late_by
@@ -127,11 +126,6 @@ def _prepare(
         )
     zone = event.customer.timezone or config.default_timezone
     return _Prepared(index, event, phone, zone, _hash(event, phone))
-
-
-def _insert(session: Session, table: Any) -> Any:
-    dialect = session.get_bind().dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
 
 
 def ingest_event(
@@ -285,7 +279,7 @@ def _claim_event_ids(session: Session, items: list[_Prepared], now: datetime) ->
     ]
     table = IntakeEvent.__table__  # type: ignore[attr-defined]
     stmt = (
-        _insert(session, table)
+        upsert_into(session, table)
         .values(rows)
         .on_conflict_do_nothing(index_elements=["event_id"])
         .returning(table.c.event_id)
@@ -322,7 +316,7 @@ def _upsert_customers(session: Session, items: list[_Prepared], now: datetime) -
         for key, item in sorted(newest.items())
     ]
     table = Customer.__table__  # type: ignore[attr-defined]
-    stmt = _insert(session, table).values(rows)
+    stmt = upsert_into(session, table).values(rows)
     stmt = stmt.on_conflict_do_update(
         index_elements=["external_id"],
         set_={
@@ -336,7 +330,7 @@ def _upsert_customers(session: Session, items: list[_Prepared], now: datetime) -
     zones = sorted({item.zone for item in newest.values()})
     zone_table = KnownZone.__table__  # type: ignore[attr-defined]
     session.execute(
-        _insert(session, zone_table)
+        upsert_into(session, zone_table)
         .values([{"name": zone} for zone in zones])
         .on_conflict_do_nothing(index_elements=["name"])
     )
@@ -824,7 +818,7 @@ def record_attempt(
             recorded.append((row, target))
         if attempt.outcome is AttemptOutcome.DO_NOT_CALL:
             session.execute(
-                _insert(session, DoNotCall.__table__)  # type: ignore[attr-defined]
+                upsert_into(session, DoNotCall.__table__)  # type: ignore[attr-defined]
                 .values(
                     phone=customer.phone,
                     source=DoNotCallSource.CUSTOMER_REQUEST,

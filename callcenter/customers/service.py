@@ -9,12 +9,11 @@ from datetime import datetime
 from pathlib import Path
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col
 
 from callcenter.customers.models import DoNotCall, DoNotCallSource
 from callcenter.customers.rules import InvalidPhone, normalize_phone
-from callcenter.db import UnitOfWork
+from callcenter.db import UnitOfWork, upsert_into
 
 
 @dataclass(frozen=True)
@@ -85,12 +84,11 @@ def add_to_list(
     with uow:
         session = uow.session
         table = DoNotCall.__table__  # type: ignore[attr-defined]
-        insert = postgresql.insert if uow.dialect == "postgresql" else sqlite.insert
         added = 0
         values = list(rows.values())
         for start in range(0, len(values), 1000):
             result = session.execute(
-                insert(table)
+                upsert_into(session, table)
                 .values(values[start : start + 1000])
                 .on_conflict_do_nothing(index_elements=["phone"])
                 .returning(table.c.phone)

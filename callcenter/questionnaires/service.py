@@ -7,14 +7,13 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col
 
 from callcenter.callbacks.models import Callback
 from callcenter.callbacks.rules import CallbackStatus
 from callcenter.config import CallbackType, Channel
 from callcenter.customers.models import Customer, CustomerTitle
-from callcenter.db import UnitOfWork
+from callcenter.db import UnitOfWork, upsert_into
 from callcenter.errors import Conflict, NotFound, PermissionDenied
 from callcenter.questionnaires.answers import (
     AnswerError,
@@ -89,10 +88,8 @@ def _store_version(session: Session, definition: ScriptDefinition, now: datetime
     ).scalar_one()
     with session.begin_nested():
         table = ScriptVersion.__table__  # type: ignore[attr-defined]
-        dialect = session.get_bind().dialect.name
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
         session.execute(
-            insert(table)
+            upsert_into(session, table)
             .values(
                 script_id=definition.id,
                 callback_type=definition.type,

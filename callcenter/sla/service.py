@@ -16,13 +16,12 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col
 
 from callcenter.callbacks.models import Callback, CallbackEvent, CallbackEventKind
 from callcenter.callbacks.rules import CallbackStatus
 from callcenter.config import CallbackType, RulesConfig
-from callcenter.db import UnitOfWork
+from callcenter.db import UnitOfWork, upsert_into
 from callcenter.sla.rules import OWNER, at_risk_margin
 from callcenter.workorders.models import WorkOrder, WorkOrderKind, WorkOrderStatus
 
@@ -189,11 +188,10 @@ def _urge_callbacks(uow: UnitOfWork, now: datetime, config: RulesConfig) -> int:
 def _insert_urging(uow: UnitOfWork, orders: list[dict[str, Any]]) -> list[int]:
     """Insert urging orders; one that already exists (another replica was first) is skipped.
     Returns the ids of what they urge that were inserted here."""
-    insert = postgresql.insert if uow.dialect == "postgresql" else sqlite.insert
     table = WorkOrder.__table__  # type: ignore[attr-defined]
     target = "urges_callback_id" if "urges_callback_id" in orders[0] else "urges_work_order_id"
     result = uow.session.execute(
-        insert(table)
+        upsert_into(uow.session, table)
         .values(orders)
         .on_conflict_do_nothing(index_elements=[target], index_where=table.c[target].is_not(None))
         .returning(table.c[target])
