@@ -7,8 +7,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from zoneinfo import ZoneInfo
 
+import anyio.to_thread
 from fastapi import FastAPI
 
+from api.deps import TokenCache
 from api.errors import install_error_handlers
 from api.routers import (
     calendar,
@@ -21,7 +23,7 @@ from api.routers import (
 )
 from callcenter.clock import Clock, make_clock
 from callcenter.config import Settings, get_settings
-from callcenter.db import Database
+from callcenter.db import DB_POOL_SIZE, Database
 from callcenter.questionnaires.loader import ScriptSet, load_scripts, shipped_scripts
 from callcenter.questionnaires.service import sync_scripts
 from callcenter.workdays import WorkdayCalendar, calendar_warnings, log_warnings
@@ -48,6 +50,9 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Synchronous endpoints run on anyio's worker threads: no more of them than pooled
+        # database connections, so that requests queue in memory, not for a connection.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = DB_POOL_SIZE
         sync_scripts(database.uow(), scripts=scripts, now=clock.now())
         today = clock.now().astimezone(ZoneInfo(settings.rules.default_timezone)).date()
         log_warnings(calendar_warnings(WorkdayCalendar(settings.rules.workdays), today=today))
@@ -74,6 +79,7 @@ def create_app(
     app.state.database = database
     app.state.clock = clock
     app.state.scripts = scripts
+    app.state.token_cache = TokenCache()
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(events.router)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
@@ -13,7 +15,7 @@ from callcenter.clock import Clock
 from callcenter.config import Settings
 from callcenter.db import Database, UnitOfWork
 from callcenter.users.models import User, UserRole
-from callcenter.users.service import user_for_token
+from callcenter.users.service import hash_token, user_for_token
 
 _bearer = HTTPBearer(auto_error=False, description="An API token: `Authorization: Bearer cc_…`")
 
@@ -46,6 +48,32 @@ UowDep = Annotated[UnitOfWork, Depends(get_uow)]
 NowDep = Annotated[datetime, Depends(get_now)]
 
 
+class TokenCache:
+    """Users by token hash for a few seconds, so that a burst of requests does not look the
+    same token up in the database each time. A revoked token or a disabled user stops working
+    within `ttl` seconds in every process."""
+
+    def __init__(self, ttl: float = 30.0, size: int = 10_000) -> None:
+        self.ttl = ttl
+        self.size = size
+        self._users: dict[str, tuple[float, User]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, token: str) -> User | None:
+        key = hash_token(token)
+        with self._lock:
+            hit = self._users.get(key)
+        if hit is None or time.monotonic() - hit[0] > self.ttl:
+            return None
+        return hit[1]
+
+    def put(self, token: str, user: User) -> None:
+        with self._lock:
+            if len(self._users) >= self.size:
+                self._users.clear()
+            self._users[hash_token(token)] = (time.monotonic(), user)
+
+
 def get_current_user(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
@@ -56,7 +84,12 @@ def get_current_user(
             "an API token is required: send `Authorization: Bearer <token>`",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    user = user_for_token(get_uow(request), token=credentials.credentials)
+    cache: TokenCache = request.app.state.token_cache
+    user = cache.get(credentials.credentials)
+    if user is None:
+        user = user_for_token(get_uow(request), token=credentials.credentials)
+        if user is not None:
+            cache.put(credentials.credentials, user)
     if user is None:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,

@@ -43,6 +43,11 @@ class UTCDateTime(sa.types.TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
 
+# Connections each process keeps to PostgreSQL; the API runs at most this many requests
+# database work at once (api/app.py limits its worker threads to it).
+DB_POOL_SIZE = 20
+
+
 def is_sqlite(url: str) -> bool:
     return sa.engine.make_url(url).get_backend_name() == "sqlite"
 
@@ -55,8 +60,10 @@ def create_db_engine(url: str, **kwargs: Any) -> Engine:
         _configure_sqlite(engine)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
-    kwargs.setdefault("pool_size", 10)
-    kwargs.setdefault("max_overflow", 20)
+    # As many connections as the API's worker threads use at once (see api/app.py): a pool
+    # smaller than that opens and closes connections all the time, and each costs a fork.
+    kwargs.setdefault("pool_size", DB_POOL_SIZE)
+    kwargs.setdefault("max_overflow", 5)
     return sa.create_engine(url, **kwargs)
 
 

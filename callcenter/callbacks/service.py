@@ -44,6 +44,7 @@ from callcenter.callbacks.schemas import (
 from callcenter.config import CallbackType, Channel, RulesConfig
 from callcenter.customers.models import Customer, DoNotCall, DoNotCallSource, KnownZone
 from callcenter.customers.rules import InvalidPhone, mask_phone, normalize_phone
+from callcenter.customers.service import forget_zones, known_zones
 from callcenter.db import UnitOfWork, upsert_into
 from callcenter.errors import Conflict, InvalidField, NotFound
 from callcenter.questionnaires.service import check_complete, current_versions
@@ -83,6 +84,7 @@ class LeaseExpired(Conflict):
 # ---------------------------------------------------------------------------------------
 
 _EVENT_ADAPTER: TypeAdapter[EventIn] = TypeAdapter(EventIn)
+_EVENTS_ADAPTER: TypeAdapter[list[EventIn]] = TypeAdapter(list[EventIn])
 
 
 @dataclass
@@ -156,9 +158,19 @@ def ingest_events(
     """
     results: dict[int, IntakeResult] = {}
     prepared: list[_Prepared] = []
+    # Usually every event is valid: one validation of the whole batch is much cheaper than a
+    # thousand; when some are not, each is validated on its own to report its errors.
+    whole: list[EventIn] | None = None
+    try:
+        whole = _EVENTS_ADAPTER.validate_python(list(events))
+    except ValidationError:
+        whole = None
     for index, raw in enumerate(events):
         try:
-            event = raw if isinstance(raw, EventIn) else _EVENT_ADAPTER.validate_python(raw)
+            if whole is not None:
+                event = whole[index]
+            else:
+                event = raw if isinstance(raw, EventIn) else _EVENT_ADAPTER.validate_python(raw)
         except ValidationError as exc:
             event_id = raw.get("event_id") if isinstance(raw, Mapping) else None
             results[index] = IntakeResult(
@@ -184,18 +196,31 @@ def ingest_events(
             first_by_id[item.event.event_id] = item
 
     callback_of_event: dict[str, int] = {}
+    views: dict[int, CallbackRead] = {}
+    customer_ids: dict[str, int] = {}
+    if first_by_id:
+        # Customers first, in a short transaction of their own (the upsert is idempotent):
+        # concurrent batches that share customers then wait for each other only this long.
+        with uow:
+            customer_ids = _upsert_customers(uow.session, list(first_by_id.values()), now)
+            uow.commit()
+            if uow.session.info.pop("zones_added", False):
+                forget_zones(uow.session)
     with uow:
         session = uow.session
         owned = _claim_event_ids(session, list(first_by_id.values()), now)
         mine = [first_by_id[event_id] for event_id in sorted(owned)]
         if mine:
-            callback_of_event = _create_callbacks(session, mine, now=now, config=config)
+            callback_of_event, views = _create_callbacks(
+                session, mine, customer_ids, now=now, config=config
+            )
         others = [item for eid, item in first_by_id.items() if eid not in owned]
         stored = _stored_events(session, [item.event.event_id for item in others + repeats])
         for event_id, (_, callback_id) in stored.items():
             if callback_id is not None:
                 callback_of_event.setdefault(event_id, callback_id)
-        views = _callback_views(session, callback_of_event.values(), now=now)
+        missing = [i for i in callback_of_event.values() if i not in views]
+        views.update(_callback_views(session, missing, now=now))
         uow.commit()
 
     for item in first_by_id.values():
@@ -280,11 +305,10 @@ def _claim_event_ids(session: Session, items: list[_Prepared], now: datetime) ->
     table = IntakeEvent.__table__  # type: ignore[attr-defined]
     stmt = (
         upsert_into(session, table)
-        .values(rows)
         .on_conflict_do_nothing(index_elements=["event_id"])
         .returning(table.c.event_id)
     )
-    return set(session.execute(stmt).scalars())
+    return set(session.execute(stmt, rows).scalars())
 
 
 def _stored_events(session: Session, event_ids: list[str]) -> dict[str, tuple[str, int | None]]:
@@ -316,7 +340,7 @@ def _upsert_customers(session: Session, items: list[_Prepared], now: datetime) -
         for key, item in sorted(newest.items())
     ]
     table = Customer.__table__  # type: ignore[attr-defined]
-    stmt = upsert_into(session, table).values(rows)
+    stmt = upsert_into(session, table)
     stmt = stmt.on_conflict_do_update(
         index_elements=["external_id"],
         set_={
@@ -326,14 +350,17 @@ def _upsert_customers(session: Session, items: list[_Prepared], now: datetime) -
         # An older event delivered late must not overwrite newer details.
         where=table.c.info_as_of <= stmt.excluded.info_as_of,
     )
-    session.execute(stmt)
+    session.execute(stmt, rows)
     zones = sorted({item.zone for item in newest.values()})
     zone_table = KnownZone.__table__  # type: ignore[attr-defined]
-    session.execute(
+    added = session.execute(
         upsert_into(session, zone_table)
         .values([{"name": zone} for zone in zones])
         .on_conflict_do_nothing(index_elements=["name"])
-    )
+        .returning(zone_table.c.name)
+    ).all()
+    if added:
+        session.info["zones_added"] = True  # forgotten by the cache once committed
     ids = sa.select(col(Customer.external_id), col(Customer.id)).where(
         col(Customer.external_id).in_(list(newest))
     )
@@ -341,9 +368,15 @@ def _upsert_customers(session: Session, items: list[_Prepared], now: datetime) -
 
 
 def _create_callbacks(
-    session: Session, items: list[_Prepared], *, now: datetime, config: RulesConfig
-) -> dict[str, int]:
-    customer_ids = _upsert_customers(session, items, now)
+    session: Session,
+    items: list[_Prepared],
+    customer_ids: Mapping[str, int],
+    *,
+    now: datetime,
+    config: RulesConfig,
+) -> tuple[dict[str, int], dict[int, CallbackRead]]:
+    """Insert the callbacks of newly received events; their ids by event, and their views
+    (built from what was inserted, without reading it back)."""
     closed_orders = _orders_with_closing_events(session, items)
     scripts = current_versions(session)
     calendar = WorkdayCalendar(config.workdays)
@@ -389,14 +422,28 @@ def _create_callbacks(
             }
         )
     table = Callback.__table__  # type: ignore[attr-defined]
-    inserted = session.execute(
-        sa.insert(table).returning(table.c.id, sort_by_parameter_order=True), rows
-    )
-    ids = [row[0] for row in inserted]
+    ids = _insert_with_ids(session, table, rows)
     callback_of_event = {
         item.event.event_id: callback_id for item, callback_id in zip(items, ids, strict=True)
     }
-    _cancel_closed_contacts(session, items, now)
+    cancelled = _cancel_closed_contacts(session, items, now)
+    views = {
+        callback_id: _callback_read(
+            Callback(id=callback_id, **row),
+            CustomerRead(
+                id=item.event.customer.id,
+                name=item.event.customer.name,
+                title=item.event.customer.title,
+                phone_masked=mask_phone(item.phone),
+                timezone=item.zone,
+                region=item.event.customer.region,
+            ),
+            None,
+            now=now,
+        )
+        for item, row, callback_id in zip(items, rows, ids, strict=True)
+        if callback_id not in cancelled  # changed since: read back
+    }
     event_table = IntakeEvent.__table__  # type: ignore[attr-defined]
     session.execute(
         sa.update(event_table)
@@ -412,7 +459,31 @@ def _create_callbacks(
         ],
         execution_options={"synchronize_session": False},
     )
-    return callback_of_event
+    return callback_of_event, views
+
+
+def _insert_with_ids(session: Session, table: Any, rows: list[dict[str, Any]]) -> list[int]:
+    """Insert rows and return their new ids, in order. On PostgreSQL the ids are drawn from
+    the sequence first and the rows go in as one short statement executed many times: a
+    thousand-row INSERT … RETURNING is a huge statement that the driver parses anew each
+    batch."""
+    if session.get_bind().dialect.name != "postgresql":
+        inserted = session.execute(
+            sa.insert(table).returning(table.c.id, sort_by_parameter_order=True), rows
+        )
+        return [int(row[0]) for row in inserted]
+    ids = [
+        int(i)
+        for i in session.execute(
+            sa.text(
+                "SELECT nextval(pg_get_serial_sequence(:table, 'id')) "
+                "FROM generate_series(1, :count)"
+            ),
+            {"table": table.name, "count": len(rows)},
+        ).scalars()
+    ]
+    session.execute(sa.insert(table), [{**row, "id": i} for row, i in zip(rows, ids, strict=True)])
+    return ids
 
 
 def _orders_with_closing_events(session: Session, items: list[_Prepared]) -> set[tuple[str, str]]:
@@ -428,13 +499,14 @@ def _orders_with_closing_events(session: Session, items: list[_Prepared]) -> set
     return {(row[0], str(row[1])) for row in session.execute(stmt)}
 
 
-def _cancel_closed_contacts(session: Session, items: list[_Prepared], now: datetime) -> None:
+def _cancel_closed_contacts(session: Session, items: list[_Prepared], now: datetime) -> set[int]:
     # rule CB-7: the closing event cancels the proactive contact that has not been made yet.
+    cancelled: set[int] = set()
     for event_type, kind in CLOSES_PROACTIVE.items():
         orders = sorted({i.event.order_id for i in items if i.event.type is event_type})
         if not orders:
             continue
-        session.execute(
+        result = session.execute(
             sa.update(Callback)
             .where(
                 col(Callback.order_id).in_(orders),
@@ -447,8 +519,11 @@ def _cancel_closed_contacts(session: Session, items: list[_Prepared], now: datet
                 close_reason=f"{event_type} received before the contact was made",
                 updated_at=now,
             )
+            .returning(col(Callback.id))
             .execution_options(synchronize_session=False)
         )
+        cancelled.update(int(i) for i in result.scalars())
+    return cancelled
 
 
 # ---------------------------------------------------------------------------------------
@@ -469,7 +544,7 @@ def _customer_read(customer: Customer) -> CustomerRead:
 
 def _callback_read(
     callback: Callback,
-    customer: Customer,
+    customer: Customer | CustomerRead,
     claimed_by: str | None,
     assigned_to: str | None = None,
     *,
@@ -484,7 +559,7 @@ def _callback_read(
         channel=callback.channel,
         order_id=callback.order_id,
         event_id=callback.event_id,
-        customer=_customer_read(customer),
+        customer=customer if isinstance(customer, CustomerRead) else _customer_read(customer),
         anchor_at=callback.anchor_at,
         available_at=callback.available_at,
         due_at=callback.due_at,
@@ -610,56 +685,108 @@ def list_callbacks(
 
 _MAX_CLAIM_RACES = 8
 
+# The claim's statements are built once, with bind parameters: SQLAlchemy then reuses their
+# compiled form, and a claim costs little more than its SQL.
+_CB = Callback.__table__  # type: ignore[attr-defined]
+_CU = Customer.__table__  # type: ignore[attr-defined]
+_HELD = _CB.alias("held")
+_DNC = DoNotCall.__table__  # type: ignore[attr-defined]
+_NOW: sa.BindParameter[datetime] = sa.bindparam("now")
+_AGENT: sa.BindParameter[int] = sa.bindparam("agent_id")
 
-def _callable(now: datetime, agent_id: int) -> list[sa.ColumnElement[bool]]:
+
+def _callable(now: Any, agent_id: Any) -> list[sa.ColumnElement[bool]]:
     """Conditions for a callback an agent may take now (its customer's window aside)."""
     return [
         _is_open_status(),  # pending, or claimed with a lapsed lease
-        col(Callback.available_at) <= now,
-        col(Callback.channel) == Channel.AGENT,
+        _CB.c.available_at <= now,
+        _CB.c.channel == Channel.AGENT,
         # another agent's personal callback stays with that agent until the SLA watch moves it
-        sa.or_(
-            col(Callback.assigned_agent_id).is_(None),
-            col(Callback.assigned_agent_id) == agent_id,
-        ),
+        sa.or_(_CB.c.assigned_agent_id.is_(None), _CB.c.assigned_agent_id == agent_id),
     ]
 
 
-def _no_live_claim(now: datetime) -> sa.ColumnElement[bool]:
+def _no_live_claim(now: Any) -> sa.ColumnElement[bool]:
     # The customer is called once: nobody else may be on the phone with them right now.
-    held = Callback.__table__.alias("held")  # type: ignore[attr-defined]
     return ~(
         sa.select(sa.literal(1))
         .where(
-            held.c.customer_id == Callback.customer_id,
-            held.c.status == CallbackStatus.CLAIMED,
-            held.c.lease_expires_at > now,
+            _HELD.c.customer_id == _CB.c.customer_id,
+            _HELD.c.status == CallbackStatus.CLAIMED,
+            _HELD.c.lease_expires_at > now,
         )
         .exists()
     )
 
 
+def _build_claim_select(personal: bool) -> sa.Select[*tuple[Any, ...]]:
+    on_list = sa.select(sa.literal(1)).where(_DNC.c.phone == _CU.c.phone)
+    mine = [_CB.c.assigned_agent_id == _AGENT] if personal else []
+    return (
+        sa.select(
+            _CB.c.id,
+            _CB.c.customer_id,
+            _CU.c.external_id,
+            _CU.c.name,
+            _CU.c.title,
+            _CU.c.phone,
+            _CU.c.timezone,
+            _CU.c.region,
+        )
+        .join(_CU, _CU.c.id == _CB.c.customer_id)
+        .where(
+            *mine,
+            *_callable(_NOW, _AGENT),
+            # rule CB-5: the customer's window is open
+            _CU.c.timezone.in_(sa.bindparam("zones", expanding=True)),
+            ~on_list.exists(),  # the do-not-call list, checked now, not at intake
+            _no_live_claim(_NOW),
+        )
+        .order_by(_CB.c.hard_due_at, _CB.c.due_at, _CB.c.id)
+        .limit(1)
+        .with_for_update(of=_CU, skip_locked=True)
+    )
+
+
+_CLAIM_SELECT = _build_claim_select(personal=False)
+_CLAIM_SELECT_PERSONAL = _build_claim_select(personal=True)
+_HAS_PERSONAL = (
+    sa.select(_CB.c.id)
+    .where(
+        _CB.c.assigned_agent_id == _AGENT,
+        _CB.c.status == CallbackStatus.PENDING,
+        _CB.c.available_at <= _NOW,
+    )
+    .limit(1)
+)
+_CLAIM_UPDATE = (
+    sa.update(_CB)
+    .where(
+        _CB.c.customer_id == sa.bindparam("b_customer_id"),
+        *_callable(_NOW, _AGENT),
+        _no_live_claim(_NOW),
+    )
+    .values(
+        status=CallbackStatus.CLAIMED,
+        claim_id=sa.bindparam("b_claim_id"),
+        claimed_by_id=_AGENT,
+        claimed_at=_NOW,
+        lease_expires_at=sa.bindparam("b_lease_end"),
+        available_at=sa.bindparam("b_lease_end"),
+        updated_at=_NOW,
+    )
+    .returning(*_CB.c)
+)
+
+
 def claim_statement(
     now: datetime, zones: Sequence[str], agent_id: int, *, personal: bool = False
 ) -> sa.Select[*tuple[Any, ...]]:
-    """The one statement that picks and locks the next customer to call (EDF order); with
-    `personal`, only among the callbacks customers asked this agent for."""
-    on_list = sa.select(col(DoNotCall.phone)).where(col(DoNotCall.phone) == col(Customer.phone))
-    mine = [col(Callback.assigned_agent_id) == agent_id] if personal else []
-    return (
-        sa.select(col(Callback.id), col(Callback.customer_id))
-        .join(Customer, col(Customer.id) == col(Callback.customer_id))
-        .where(
-            *mine,
-            *_callable(now, agent_id),
-            col(Customer.timezone).in_(list(zones)),  # rule CB-5: the customer's window is open
-            ~on_list.exists(),  # the do-not-call list, checked now, not at intake
-            _no_live_claim(now),
-        )
-        .order_by(col(Callback.hard_due_at), col(Callback.due_at), col(Callback.id))
-        .limit(1)
-        .with_for_update(of=Customer, skip_locked=True)
-    )
+    """The one statement that picks and locks the next customer to call (EDF order), with
+    its parameters bound; with `personal`, only among the callbacks customers asked this agent
+    for."""
+    statement = _CLAIM_SELECT_PERSONAL if personal else _CLAIM_SELECT
+    return statement.params(now=now, zones=list(zones), agent_id=agent_id)
 
 
 def claim_next(
@@ -670,68 +797,64 @@ def claim_next(
     assert agent.id is not None
     with uow:
         session = uow.session
-        known = list(session.execute(sa.select(col(KnownZone.name))).scalars())
-        zones = open_zones(now, known, config.windows)
+        zones = open_zones(now, known_zones(session), config.windows)
         if not zones:
             return None
         lease_end = now + config.attempts.lease
         claim_id = str(uuid.uuid4())
+        params = {"now": now, "agent_id": agent.id, "zones": zones}
         # Personal callbacks first: the customer asked this agent to call at that time.
-        has_personal = session.execute(
-            sa.select(col(Callback.id))
-            .where(
-                col(Callback.assigned_agent_id) == agent.id,
-                col(Callback.status) == CallbackStatus.PENDING,
-                col(Callback.available_at) <= now,
-            )
-            .limit(1)
-        ).first()
+        has_personal = session.execute(_HAS_PERSONAL, params).first() is not None
         for race in range(_MAX_CLAIM_RACES):
             row = None
-            if has_personal is not None and race == 0:
-                row = session.execute(claim_statement(now, zones, agent.id, personal=True)).first()
+            if has_personal and race == 0:
+                row = session.execute(_CLAIM_SELECT_PERSONAL, params).first()
             if row is None:
-                row = session.execute(claim_statement(now, zones, agent.id)).first()
+                row = session.execute(_CLAIM_SELECT, params).first()
             if row is None:
                 return None
-            taken = (
-                session.execute(
-                    sa.update(Callback)
-                    .where(
-                        col(Callback.customer_id) == row[1],
-                        *_callable(now, agent.id),
-                        _no_live_claim(now),
-                    )
-                    .values(
-                        status=CallbackStatus.CLAIMED,
-                        claim_id=claim_id,
-                        claimed_by_id=agent.id,
-                        claimed_at=now,
-                        lease_expires_at=lease_end,
-                        available_at=lease_end,
-                        updated_at=now,
-                    )
-                    .returning(col(Callback.id))
-                    .execution_options(synchronize_session=False)
-                )
-                .scalars()
-                .all()
-            )
+            taken = session.execute(
+                _CLAIM_UPDATE,
+                {
+                    **params,
+                    "b_customer_id": row.customer_id,
+                    "b_claim_id": claim_id,
+                    "b_lease_end": lease_end,
+                },
+            ).all()
             if taken:
                 break
             # Another claimer took this customer between our read and our write: next one.
         else:
             return None
-        views = _callback_views(session, taken, now=now)
-        customer = session.get_one(Customer, row[1])
         uow.commit()
-    ordered = sorted(views.values(), key=lambda v: (v.hard_due_at, v.due_at, v.id))
+    customer = CustomerRead(
+        id=row.external_id,
+        name=row.name,
+        title=row.title,
+        phone_masked=mask_phone(row.phone),
+        timezone=row.timezone,
+        region=row.region,
+    )
+    views = sorted(
+        (
+            _callback_read(
+                cb,  # type: ignore[arg-type]
+                customer,
+                agent.username,
+                agent.username if cb.assigned_agent_id == agent.id else None,
+                now=now,
+            )
+            for cb in taken
+        ),
+        key=lambda v: (v.hard_due_at, v.due_at, v.id),
+    )
     return ClaimRead(
         claim_id=claim_id,
         lease_expires_at=lease_end,
-        callback=ordered[0],
-        callbacks=ordered,
-        customer=CustomerContact(**_customer_read(customer).model_dump(), phone=customer.phone),
+        callback=views[0],
+        callbacks=views,
+        customer=CustomerContact(**customer.model_dump(), phone=row.phone),
     )
 
 

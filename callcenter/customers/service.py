@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import csv
+import threading
+import time
+import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 import sqlalchemy as sa
-from sqlmodel import col
+from sqlmodel import Session, col
 
-from callcenter.customers.models import DoNotCall, DoNotCallSource
+from callcenter.customers.models import DoNotCall, DoNotCallSource, KnownZone
 from callcenter.customers.rules import InvalidPhone, normalize_phone
 from callcenter.db import UnitOfWork, upsert_into
 
@@ -102,3 +105,29 @@ def on_list(uow: UnitOfWork, *, phone: str) -> bool:
     with uow:
         stmt = sa.select(col(DoNotCall.phone)).where(col(DoNotCall.phone) == phone)
         return uow.session.execute(stmt).first() is not None
+
+
+# The zones customers live in change rarely (a new one arrives with its first customer), and
+# every claim asks for them: each process keeps them for a few seconds per database. Intake in
+# this process forgets them at once when it adds a zone; other processes see it within the TTL.
+ZONE_TTL_SECONDS = 10.0
+_zones: weakref.WeakKeyDictionary[sa.Engine, tuple[float, list[str]]] = weakref.WeakKeyDictionary()
+_zones_lock = threading.Lock()
+
+
+def known_zones(session: Session) -> list[str]:
+    """The time zones of all customers (rule CB-5: each has its own calling windows)."""
+    engine = session.get_bind().engine
+    with _zones_lock:
+        cached = _zones.get(engine)
+    if cached is not None and time.monotonic() - cached[0] < ZONE_TTL_SECONDS:
+        return cached[1]
+    names = list(session.execute(sa.select(col(KnownZone.name))).scalars())
+    with _zones_lock:
+        _zones[engine] = (time.monotonic(), names)
+    return names
+
+
+def forget_zones(session: Session) -> None:
+    with _zones_lock:
+        _zones.pop(session.get_bind().engine, None)

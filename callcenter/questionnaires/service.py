@@ -121,11 +121,18 @@ def current_versions(session: Session) -> dict[CallbackType, int]:
     return {CallbackType(row[0]): row[1] for row in session.execute(stmt)}
 
 
+_parsed: dict[str, ScriptDefinition] = {}  # by fingerprint: a version never changes
+
+
 def definition_of(
     session: Session, script_version_id: int
 ) -> tuple[ScriptVersion, ScriptDefinition]:
     version = session.get_one(ScriptVersion, script_version_id)
-    return version, ScriptDefinition.model_validate(version.definition)
+    definition = _parsed.get(version.fingerprint)
+    if definition is None:
+        definition = ScriptDefinition.model_validate(version.definition)
+        _parsed[version.fingerprint] = definition
+    return version, definition
 
 
 # ---------------------------------------------------------------------------------------
