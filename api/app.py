@@ -16,6 +16,7 @@ from api.routers import (
     calendar,
     callbacks,
     events,
+    forecast,
     health,
     metrics,
     questionnaires,
@@ -87,6 +88,7 @@ def create_app(
     app.include_router(questionnaires.router)
     app.include_router(workorders.router)
     app.include_router(calendar.router)
+    app.include_router(forecast.router)
     app.include_router(metrics.router)
     return app
 

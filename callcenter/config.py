@@ -161,6 +161,18 @@ class WorkdayRule(_Frozen):
         return self
 
 
+class ForecastRule(_Frozen):
+    """The forecast's own settings, with their defaults."""
+
+    # Used while there is too little history to measure the average handling time.
+    default_handling_time: timedelta = Field(default=timedelta(minutes=6), gt=timedelta(0))
+    handling_time_lookback: timedelta = Field(default=timedelta(days=14), gt=timedelta(0))
+    # Measured over the most recent attempts only: plenty for a mean, and a bounded read.
+    handling_time_sample: int = Field(default=20_000, ge=1)
+    # Fewer measured claims than this: the default is used (a handful of calls is noise).
+    min_handling_samples: int = Field(default=10, ge=1)
+
+
 class RulesConfig(_Frozen):
     """Every number of the handbook that the software enforces, with its default."""
 
@@ -177,6 +189,7 @@ class RulesConfig(_Frozen):
     follow_up: FollowUpRule = FollowUpRule()
     sla: SlaRule = SlaRule()
     workdays: WorkdayRule = WorkdayRule()
+    forecast: ForecastRule = ForecastRule()
 
     @field_validator("default_timezone")
     @classmethod
