@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -429,7 +430,7 @@ def _create_callbacks(
     cancelled = _cancel_closed_contacts(session, items, now)
     views = {
         callback_id: _callback_read(
-            Callback(id=callback_id, **row),
+            SimpleNamespace(id=callback_id, **_UNSET_ON_CREATE, **row),  # type: ignore[arg-type]
             CustomerRead(
                 id=item.event.customer.id,
                 name=item.event.customer.name,
@@ -460,6 +461,15 @@ def _create_callbacks(
         execution_options={"synchronize_session": False},
     )
     return callback_of_event, views
+
+
+# What a callback just created has not got yet (the columns its insert leaves to defaults).
+_UNSET_ON_CREATE: dict[str, Any] = {
+    "at_risk_since": None,
+    "overdue_since": None,
+    "lease_expires_at": None,
+    "assigned_agent_id": None,
+}
 
 
 def _insert_with_ids(session: Session, table: Any, rows: list[dict[str, Any]]) -> list[int]:
