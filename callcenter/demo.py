@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlmodel import col
@@ -16,6 +17,7 @@ from callcenter.callbacks.schemas import AttemptCreate
 from callcenter.callbacks.service import claim_next, ingest_events, record_attempt
 from callcenter.config import RulesConfig
 from callcenter.db import Database
+from callcenter.forecast.service import set_roster
 from callcenter.questionnaires.answers import asked_questions
 from callcenter.questionnaires.definitions import QuestionKind, ScriptDefinition
 from callcenter.questionnaires.loader import ScriptSet
@@ -185,6 +187,7 @@ def load_demo(
         lines.append("Demo data is already loaded.")
     else:
         tried = 0 if tried_before else _some_history(database, now=now, config=config, rng=rng)
+        _roster(database, now=now, config=config)
         lines.append(f"Loaded {created} callbacks of every type; {tried} already tried.")
         token = create_token(database.uow(), username="ordersys", now=now)
         lines.append(f"API token of the order system (ordersys), shown once: {token}")
@@ -195,6 +198,27 @@ def load_demo(
         lines.append(f"  {username:<12} {role.value:<15} {password or '(API token only)'}")
     lines.append("An agent's API token: callcenter tokens create --user agent1")
     return "\n".join(lines)
+
+
+def _roster(database: Database, *, now: datetime, config: RulesConfig) -> None:
+    """Three agents in every calling window of today and tomorrow, for the forecast."""
+    with database.uow() as uow:
+        supervisor = uow.session.execute(
+            sa.select(User).where(col(User.username) == "supervisor1")
+        ).scalar_one()
+    today = now.astimezone(ZoneInfo(config.default_timezone)).date()
+    for day in (today, today + timedelta(days=1)):
+        for window in config.windows:
+            set_roster(
+                database.uow(),
+                day=day,
+                window_start=window.start,
+                agents=3,
+                team=None,
+                user=supervisor,
+                now=now,
+                config=config,
+            )
 
 
 def _some_history(

@@ -3,6 +3,7 @@ them atomically, so any number of scheduler processes may run against one databa
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -25,10 +26,14 @@ def build_scheduler(
     *, database: Database, clock: Clock, settings: Settings, scheduler: BaseScheduler | None = None
 ) -> BaseScheduler:
     scheduler = scheduler or BackgroundScheduler(timezone="UTC")
+    # The interval jobs also run once at start, so that a fresh process (or the demo) does not
+    # offer, for a whole interval, what the watch would have expired or released.
+    start = datetime.now(UTC)
     scheduler.add_job(
         jobs.release_lapsed,
         "interval",
         seconds=settings.lease_sweep_seconds,
+        next_run_time=start,
         kwargs={"database": database, "clock": clock},
         id="release-lapsed-claims",
         **_COMMON,
@@ -37,6 +42,7 @@ def build_scheduler(
         jobs.sla_watch,
         "interval",
         seconds=settings.sla_watch_seconds,
+        next_run_time=start,
         kwargs={"database": database, "clock": clock, "settings": settings},
         id="sla-watch",
         **_COMMON,

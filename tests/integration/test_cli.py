@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from callcenter.cli import app
@@ -80,6 +81,12 @@ def test_demo_load_is_repeatable(db_env: str) -> None:
     assert "agent1" in first.output and "demo-agent-pass" in first.output
     second = runner.invoke(app, ["demo", "load", "--callbacks-per-type", "5"])
     assert second.exit_code == 0 and "already loaded" in second.output
+    # The forecast has agents to work with: today and tomorrow, every calling window.
+    from callcenter.forecast.models import RosterEntry
+
+    with Database(db_env).uow() as uow:
+        rows = list(uow.session.execute(sa.select(RosterEntry)).scalars())
+    assert len(rows) == 4 and {row.agents for row in rows} == {3}
 
 
 def test_a_bad_setting_stops_start_up_naming_it(tmp_path: Path) -> None:
