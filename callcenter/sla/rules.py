@@ -27,11 +27,6 @@ def at_risk_margin(kind: CallbackType, config: RulesConfig) -> timedelta:
     return config.rule_for(kind).target * (1 - config.sla.at_risk_share)
 
 
-def at_risk_at(kind: CallbackType, due_at: datetime, config: RulesConfig) -> datetime:
-    """The instant from which a callback is at risk of missing its target."""
-    return due_at - at_risk_margin(kind, config)
-
-
 def late_by(at: datetime, due_at: datetime) -> timedelta:
     """How far past its target an instant is (zero when in time)."""
     return max(at - due_at, timedelta(0))

@@ -8,7 +8,6 @@ from datetime import datetime
 
 import sqlalchemy as sa
 from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 from sqlmodel import col
 
 from callcenter.db import UnitOfWork
@@ -22,13 +21,6 @@ MIN_PASSWORD_LENGTH = 8
 
 def hash_password(password: str) -> str:
     return _HASHER.hash(password)
-
-
-def verify_password(password_hash: str, password: str) -> bool:
-    try:
-        return _HASHER.verify(password_hash, password)
-    except (VerificationError, InvalidHashError):
-        return False
 
 
 def hash_token(token: str) -> str:
@@ -67,16 +59,6 @@ def create_user(
         session.flush()
         session.refresh(user)
         uow.commit()
-        return user
-
-
-def find_user(uow: UnitOfWork, *, username: str) -> User:
-    with uow:
-        user: User | None = uow.session.execute(
-            sa.select(User).where(col(User.username) == username)
-        ).scalar_one_or_none()
-        if user is None:
-            raise NotFound(f"no user {username!r}")
         return user
 
 
@@ -120,8 +102,3 @@ def user_for_token(uow: UnitOfWork, *, token: str) -> User | None:
             )
         )
         return uow.session.execute(stmt).scalar_one_or_none()
-
-
-def list_users(uow: UnitOfWork) -> list[User]:
-    with uow:
-        return list(uow.session.execute(sa.select(User).order_by(col(User.id))).scalars())
