@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from callcenter.clock import SystemClock, make_clock
-from callcenter.config import Environment, Settings, SettingsError, load_settings
+from callcenter.config import Environment, Settings, SettingsError, load_settings, project_path
 from callcenter.db import Database
 from callcenter.errors import DomainError
 from callcenter.questionnaires.cli import scripts_app
@@ -59,13 +59,6 @@ def _configure_logging(settings: Settings) -> None:
 
 def _database(settings: Settings) -> Database:
     return Database(settings.database_url)
-
-
-def repo_path(name: str) -> Path:
-    """A top-level folder of the project (`alembic`, `scripts`): next to the package in a
-    checkout, else in the working directory (the container's /app)."""
-    beside = Path(__file__).resolve().parent.parent / name
-    return beside if beside.exists() else Path.cwd() / name
 
 
 @app.command()
@@ -120,8 +113,8 @@ def upgrade_database(url: str) -> None:
 
     from alembic import command
 
-    config = Config(str(repo_path("alembic.ini")))
-    config.set_main_option("script_location", str(repo_path("alembic")))
+    config = Config(str(project_path("alembic.ini")))
+    config.set_main_option("script_location", str(project_path("alembic")))
     config.attributes["url"] = url
     config.attributes["configure_logging"] = False
     command.upgrade(config, "head")

@@ -306,6 +306,14 @@ def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any
     return merged
 
 
+def project_path(name: str) -> Path:
+    """A top-level file or folder of the project (`alembic`, `alembic.ini`, `scripts`): next to
+    the package in a checkout, else in the working directory (an installed package does not
+    carry them; the container has them in /app)."""
+    beside = Path(__file__).resolve().parent.parent / name
+    return beside if beside.exists() else Path.cwd() / name
+
+
 class SettingsError(Exception):
     """A setting is wrong; the message names it so that the operator can fix it."""
 

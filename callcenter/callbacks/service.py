@@ -45,7 +45,7 @@ from callcenter.callbacks.schemas import (
 from callcenter.config import CallbackType, Channel, RulesConfig
 from callcenter.customers.models import Customer, DoNotCall, DoNotCallSource, KnownZone
 from callcenter.customers.rules import InvalidPhone, mask_phone, normalize_phone
-from callcenter.customers.service import forget_zones, known_zones
+from callcenter.customers.service import forget_zones, known_zones, put_on_list
 from callcenter.db import UnitOfWork, upsert_into
 from callcenter.errors import Conflict, InvalidField, NotFound
 from callcenter.questionnaires.service import check_complete, current_versions
@@ -950,16 +950,17 @@ def record_attempt(
             _apply(target, effect, attempt.outcome, now, agent)
             recorded.append((row, target))
         if attempt.outcome is AttemptOutcome.DO_NOT_CALL:
-            session.execute(
-                upsert_into(session, DoNotCall.__table__)  # type: ignore[attr-defined]
-                .values(
-                    phone=customer.phone,
-                    source=DoNotCallSource.CUSTOMER_REQUEST,
-                    reason=attempt.note,
-                    created_at=now,
-                    created_by_id=agent.id,
-                )
-                .on_conflict_do_nothing(index_elements=["phone"])
+            put_on_list(
+                session,
+                [
+                    {
+                        "phone": customer.phone,
+                        "source": DoNotCallSource.CUSTOMER_REQUEST,
+                        "reason": attempt.note,
+                        "created_at": now,
+                        "created_by_id": agent.id,
+                    }
+                ],
             )
         session.flush()
         views = _callback_views(session, [t.id for _, t in recorded if t.id is not None], now=now)

@@ -6,10 +6,11 @@ import csv
 import threading
 import time
 import weakref
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, col
@@ -85,19 +86,24 @@ def add_to_list(
     if not rows:
         return 0
     with uow:
-        session = uow.session
-        table = DoNotCall.__table__  # type: ignore[attr-defined]
-        added = 0
-        values = list(rows.values())
-        for start in range(0, len(values), 1000):
-            result = session.execute(
-                upsert_into(session, table)
-                .values(values[start : start + 1000])
-                .on_conflict_do_nothing(index_elements=["phone"])
-                .returning(table.c.phone)
-            )
-            added += len(result.all())
+        added = put_on_list(uow.session, list(rows.values()))
         uow.commit()
+    return added
+
+
+def put_on_list(session: Session, entries: Sequence[Mapping[str, Any]]) -> int:
+    """Insert do-not-call entries in the caller's transaction; a number already on the list
+    stays as it is. Returns how many were added."""
+    table = DoNotCall.__table__  # type: ignore[attr-defined]
+    added = 0
+    for start in range(0, len(entries), 1000):
+        result = session.execute(
+            upsert_into(session, table)
+            .values(list(entries[start : start + 1000]))
+            .on_conflict_do_nothing(index_elements=["phone"])
+            .returning(table.c.phone)
+        )
+        added += len(result.all())
     return added
 
 

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from callcenter.config import CallbackType
+from callcenter.config import CallbackType, project_path
 from callcenter.questionnaires import lint
 from callcenter.questionnaires.definitions import PURPOSE, PhraseBook, ScriptDefinition
 from callcenter.questionnaires.source import (
@@ -43,10 +43,8 @@ M = TypeVar("M", bound=BaseModel)
 
 
 def shipped_scripts_dir() -> Path:
-    """The top-level `scripts/` folder: next to the package in a checkout, else in the working
-    directory (an installed package does not carry it)."""
-    beside = Path(__file__).resolve().parents[2] / "scripts"
-    return beside if beside.is_dir() else Path.cwd() / "scripts"
+    """The top-level `scripts/` folder of the project."""
+    return project_path("scripts")
 
 
 @dataclass(frozen=True)

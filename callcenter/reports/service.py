@@ -22,6 +22,7 @@ from callcenter.questionnaires.service import current_answers, definition_of
 from callcenter.reports.models import KpiSnapshot
 from callcenter.sla.rules import OWNER
 from callcenter.users.models import User
+from callcenter.workorders.models import WorkOrder, WorkOrderStatus
 
 # Any 64-bit number: the PostgreSQL advisory lock that keeps two snapshots from overlapping.
 SNAPSHOT_LOCK = 10050_0001
@@ -161,8 +162,6 @@ class QueueFigures:
 
 def queue_figures(uow: UnitOfWork, *, now: datetime) -> QueueFigures:
     """What monitoring shows: the queue by type and state, at-risk and overdue counts."""
-    from callcenter.workorders.models import WorkOrder, WorkOrderStatus
-
     open_ = col(Callback.status).in_((CallbackStatus.PENDING, CallbackStatus.CLAIMED))
     with uow:
         session = uow.session

@@ -52,6 +52,20 @@ def run_until(
             return
 
 
+def claims_into(
+    taken: list[ClaimRead], database: Database, clock: FixedClock, by: User
+) -> Callable[[], bool]:
+    """A step for `run_until`: the agent tries to claim; stop once something was offered."""
+
+    def try_claim() -> bool:
+        claim = claim_next(database.uow(), agent=by, now=clock.now(), config=CONFIG)
+        if claim:
+            taken.append(claim)
+        return claim is not None
+
+    return try_claim
+
+
 def agent(database: Database, name: str, now: datetime) -> User:
     return create_user(database.uow(), username=name, role=UserRole.AGENT, now=now)
 
@@ -75,14 +89,13 @@ def test_an_event_at_21_00_is_first_offered_at_08_30(database: Database) -> None
     )
     li = agent(database, "li", clock.now())
     offered: list[ClaimRead] = []
-
-    def try_claim() -> bool:
-        claim = claim_next(database.uow(), agent=li, now=clock.now(), config=CONFIG)
-        if claim:
-            offered.append(claim)
-        return claim is not None
-
-    run_until(database, clock, local(25, 12), step=timedelta(minutes=1), each=try_claim)
+    run_until(
+        database,
+        clock,
+        local(25, 12),
+        step=timedelta(minutes=1),
+        each=claims_into(offered, database, clock, li),
+    )
     assert offered and clock.now() == local(25, 8, 30)
 
 
@@ -103,14 +116,13 @@ def test_a_complaint_accepted_at_11_50_is_contacted_at_14_30_with_its_lateness(
     run_until(database, clock, local(25, 12, 0), step=timedelta(minutes=1))
     wang = agent(database, "wang", clock.now())
     taken: list[ClaimRead] = []
-
-    def try_claim() -> bool:
-        claim = claim_next(database.uow(), agent=wang, now=clock.now(), config=CONFIG)
-        if claim:
-            taken.append(claim)
-        return claim is not None
-
-    run_until(database, clock, local(25, 16), step=timedelta(minutes=1), each=try_claim)
+    run_until(
+        database,
+        clock,
+        local(25, 16),
+        step=timedelta(minutes=1),
+        each=claims_into(taken, database, clock, wang),
+    )
     assert clock.now() == local(25, 14, 30)
     assert [c.callback.id for c in taken] == [callback.id]
     recorded = record_attempt(
