@@ -15,8 +15,11 @@ from callcenter.callbacks.service import release_lapsed_claims
 from callcenter.clock import Clock
 from callcenter.config import Settings
 from callcenter.db import Database
+from callcenter.ivr.schemas import DialReport
+from callcenter.ivr.service import place_planned, plan_dials, settle_unconfirmed
 from callcenter.reports.service import snapshot_day
 from callcenter.sla.service import watch
+from callcenter.telephony import Telephony
 from callcenter.workdays import WorkdayCalendar, calendar_warnings, log_warnings
 from scheduler.metrics import JOB_FAILURES, JOB_ROWS, JOB_SECONDS
 
@@ -24,7 +27,7 @@ log = logging.getLogger("callcenter.scheduler")
 
 
 @contextmanager
-def _measured(name: str) -> Iterator[Callable[[int], None]]:
+def _measured(name: str, *, quiet_when_idle: bool = False) -> Iterator[Callable[[int], None]]:
     started = time.perf_counter()
     touched = 0
 
@@ -42,7 +45,8 @@ def _measured(name: str) -> Iterator[Callable[[int], None]]:
         elapsed = time.perf_counter() - started
         JOB_SECONDS.labels(name).observe(elapsed)
         JOB_ROWS.labels(name).inc(touched)
-    log.info("job=%s rows=%d seconds=%.3f", name, touched, elapsed)
+    level = logging.DEBUG if quiet_when_idle and touched == 0 else logging.INFO
+    log.log(level, "job=%s rows=%d seconds=%.3f", name, touched, elapsed)
 
 
 def release_lapsed(database: Database, clock: Clock) -> int:
@@ -97,3 +101,63 @@ def calendar_check(clock: Clock, settings: Settings) -> int:
         log_warnings(warnings)
         rows(len(warnings))
     return len(warnings)
+
+
+def ivr_dial(
+    database: Database,
+    clock: Clock,
+    settings: Settings,
+    telephony: Telephony,
+    sleep: Callable[[float], None] = time.sleep,
+) -> DialReport:
+    """Settle calls whose end never came, then place calls for due IVR callbacks, each at its
+    slot under the calls-per-second limit shared by every replica."""
+    report = DialReport()
+    tel = settings.telephony
+    with _measured("ivr_dial", quiet_when_idle=True) as rows:
+        report.settled = settle_unconfirmed(
+            database.uow(),
+            telephony=telephony,
+            now=clock.now(),
+            config=settings.rules,
+            settings=tel,
+        )
+        planned = plan_dials(
+            database.uow(),
+            now=clock.now(),
+            config=settings.rules,
+            telephony=tel,
+            provider=telephony.provider,
+            horizon=timedelta(seconds=tel.dial_seconds),
+            report=report,
+        )
+        for call in planned:
+            wait = (call.dial_at - clock.now()).total_seconds()
+            if wait > 0:
+                sleep(wait)
+            try:
+                placed = place_planned(
+                    database.uow(),
+                    telephony=telephony,
+                    planned=call,
+                    now=clock.now(),
+                    config=settings.rules,
+                    settings=tel,
+                )
+            except Exception:  # one call's failure never stops the others
+                JOB_FAILURES.labels("ivr_dial").inc()
+                log.exception("job=ivr_dial call %s failed", call.ref)
+                continue
+            report.placed += placed
+            report.refused += not placed
+        rows(report.settled + report.planned + report.handed_to_agents)
+    if report.planned or report.settled or report.handed_to_agents:
+        log.info(
+            "job=ivr_dial planned=%d placed=%d refused=%d settled=%d handed_to_agents=%d",
+            report.planned,
+            report.placed,
+            report.refused,
+            report.settled,
+            report.handed_to_agents,
+        )
+    return report

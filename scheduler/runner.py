@@ -12,6 +12,7 @@ from apscheduler.schedulers.base import BaseScheduler
 from callcenter.clock import Clock
 from callcenter.config import Settings
 from callcenter.db import Database
+from callcenter.telephony import Telephony, telephony_for
 from scheduler import jobs
 
 _COMMON: dict[str, Any] = {
@@ -23,7 +24,12 @@ _COMMON: dict[str, Any] = {
 
 
 def build_scheduler(
-    *, database: Database, clock: Clock, settings: Settings, scheduler: BaseScheduler | None = None
+    *,
+    database: Database,
+    clock: Clock,
+    settings: Settings,
+    scheduler: BaseScheduler | None = None,
+    telephony: Telephony | None = None,
 ) -> BaseScheduler:
     scheduler = scheduler or BackgroundScheduler(timezone="UTC")
     # The interval jobs also run once at start, so that a fresh process (or the demo) does not
@@ -46,6 +52,21 @@ def build_scheduler(
         kwargs={"database": database, "clock": clock, "settings": settings},
         id="sla-watch",
         **_COMMON,
+    )
+    scheduler.add_job(
+        jobs.ivr_dial,
+        "interval",
+        seconds=settings.telephony.dial_seconds,
+        next_run_time=start,
+        kwargs={
+            "database": database,
+            "clock": clock,
+            "settings": settings,
+            # Twilio with an account, else the local simulator (settings decide).
+            "telephony": telephony or telephony_for(settings.telephony),
+        },
+        id="ivr-dial",
+        **{**_COMMON, "misfire_grace_time": 5},
     )
     scheduler.add_job(
         jobs.kpi_snapshot,
