@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from callcenter.callbacks.rules import CallBackTimeRefused, IllegalTransition
-from callcenter.errors import Conflict, InvalidField, NotFound, PermissionDenied
+from callcenter.errors import Conflict, InvalidField, InvalidFields, NotFound, PermissionDenied
 from callcenter.questionnaires.answers import InvalidAnswers
 
 
@@ -48,6 +48,14 @@ async def _invalid_field(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(
         status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
         content={"detail": [_validation_detail(exc.field, exc.reason, "value_error")]},
+    )
+
+
+async def _invalid_fields(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, InvalidFields)
+    detail = [_validation_detail(field, message, "value_error") for field, message in exc.problems]
+    return JSONResponse(
+        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT, content={"detail": detail}
     )
 
 
@@ -112,6 +120,7 @@ def _simple(code: int) -> Any:
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _request_validation)
     app.add_exception_handler(InvalidField, _invalid_field)
+    app.add_exception_handler(InvalidFields, _invalid_fields)
     app.add_exception_handler(CallBackTimeRefused, _call_back_refused)
     app.add_exception_handler(InvalidAnswers, _invalid_answers)
     app.add_exception_handler(NotFound, _simple(status.HTTP_404_NOT_FOUND))

@@ -30,3 +30,12 @@ class InvalidField(DomainError):
         super().__init__(f"{field}: {message}")
         self.field = field
         self.reason = message
+
+
+class InvalidFields(DomainError):
+    """Several fields of the input are wrong at once: `(field, message)` for each, so that a
+    form shows every problem in one round."""
+
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        super().__init__("; ".join(f"{field}: {message}" for field, message in problems))
+        self.problems = problems

@@ -18,6 +18,7 @@ OWNER: dict[CallbackType, str] = {
     CallbackType.INSTALL_DELAY: CENTRE,  # rule CB-7
     CallbackType.FAULT_DELAY: CENTRE,
     CallbackType.COMPLAINT_CONTACT: CENTRE,
+    CallbackType.WIN_BACK: BRANCH,  # rule RT-4: the branch wins its customers back
 }
 
 

@@ -1,6 +1,7 @@
 """The SLA watch: flags at-risk and overdue callbacks, sends each overdue callback or work
 order one urging order (rule WO-4), expires callbacks past their hard limit, and returns
-personal callbacks an agent did not take to the shared queue.
+personal callbacks an agent did not take to the shared queue. For retention cases it moves a
+level 1 that ended unreached to level 2 and urges each overdue level 2 or 3 once.
 
 Every step claims its rows in one statement (PostgreSQL: `FOR UPDATE SKIP LOCKED`), in
 batches, each batch its own transaction: any number of scheduler replicas can run it, and
@@ -22,6 +23,7 @@ from callcenter.callbacks.models import Callback, CallbackEvent, CallbackEventKi
 from callcenter.callbacks.rules import CallbackStatus
 from callcenter.config import CallbackType, RulesConfig
 from callcenter.db import UnitOfWork, upsert_into
+from callcenter.retention.service import escalate_unreached, urge_overdue_cases
 from callcenter.sla.rules import OWNER, at_risk_margin
 from callcenter.workorders.models import WorkOrder, WorkOrderKind, WorkOrderStatus
 
@@ -41,6 +43,8 @@ class WatchReport:
     urged_work_orders: int = 0
     expired: int = 0
     moved_to_shared: int = 0
+    retention_escalated: int = 0  # rule RT-2: level 1 ended unreached, now at level 2
+    urged_retention: int = 0  # rule WO-4: overdue levels 2 and 3 of retention cases
     failures: list[str] = field(default_factory=list)
 
     @property
@@ -52,6 +56,8 @@ class WatchReport:
             + self.urged_work_orders
             + self.expired
             + self.moved_to_shared
+            + self.retention_escalated
+            + self.urged_retention
         )
 
 
@@ -309,5 +315,19 @@ def watch(
     )
     report.moved_to_shared = _in_batches(
         uow_factory, lambda u: _move_personal(u, now, config), "personal", report
+    )
+    # Retention (rules RT-2, WO-4): after expiry, so that a churn callback that expired in
+    # this tick moves its case to level 2 now; then the overdue levels are urged.
+    report.retention_escalated = _in_batches(
+        uow_factory,
+        lambda u: escalate_unreached(u, now=now, config=config, limit=BATCH),
+        "retention_escalate",
+        report,
+    )
+    report.urged_retention = _in_batches(
+        uow_factory,
+        lambda u: urge_overdue_cases(u, now=now, config=config, limit=BATCH),
+        "retention_urge",
+        report,
     )
     return report

@@ -1,4 +1,5 @@
-"""Work orders: follow-ups an agent raises (rule SV-5), urging orders for overdue work (WO-4)."""
+"""Work orders: follow-ups an agent raises (rule SV-5), urging orders for overdue work (WO-4):
+callbacks, follow-ups and the levels of retention cases."""
 
 from datetime import datetime
 from enum import StrEnum
@@ -39,6 +40,15 @@ class WorkOrder(SQLModel, table=True):
             postgresql_where=sa.text("urges_work_order_id IS NOT NULL"),
             sqlite_where=sa.text("urges_work_order_id IS NOT NULL"),
         ),
+        # rule WO-4: one urging order per overdue level of a retention case.
+        sa.Index(
+            "uq_work_orders_urges_retention",
+            "urges_retention_case_id",
+            "urges_retention_level",
+            unique=True,
+            postgresql_where=sa.text("urges_retention_case_id IS NOT NULL"),
+            sqlite_where=sa.text("urges_retention_case_id IS NOT NULL"),
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -57,3 +67,5 @@ class WorkOrder(SQLModel, table=True):
     # An urging order (WO-4) points at what it urges.
     urges_callback_id: int | None = Field(default=None, foreign_key="callbacks.id")
     urges_work_order_id: int | None = Field(default=None, foreign_key="work_orders.id")
+    urges_retention_case_id: int | None = Field(default=None, foreign_key="retention_cases.id")
+    urges_retention_level: int | None = None
