@@ -92,9 +92,10 @@ def test_two_snapshots_never_overlap_on_postgresql(database: Database) -> None:
     if database.engine.dialect.name != "postgresql":
         pytest.skip("the advisory lock is PostgreSQL's")
     with database.engine.connect() as holder:
-        holder.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": SNAPSHOT_LOCK})
+        lock = "(:key, hashtext(current_schema()))"
+        holder.execute(sa.text(f"SELECT pg_advisory_lock{lock}"), {"key": SNAPSHOT_LOCK})
         assert snapshot_day(database.uow(), day=DAY, zone=SHANGHAI, now=at(23)) is None
-        holder.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": SNAPSHOT_LOCK})
+        holder.execute(sa.text(f"SELECT pg_advisory_unlock{lock}"), {"key": SNAPSHOT_LOCK})
         holder.commit()
     assert snapshot_day(database.uow(), day=DAY, zone=SHANGHAI, now=at(23)) == 0
 
