@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 import anyio.to_thread
 from fastapi import FastAPI
 
+from api.console import install_console
 from api.deps import TokenCache
 from api.errors import install_error_handlers
 from api.routers import (
@@ -18,8 +19,12 @@ from api.routers import (
     events,
     forecast,
     health,
+    ivr,
     metrics,
     questionnaires,
+    reports,
+    retention,
+    twilio,
     workorders,
 )
 from callcenter.clock import Clock, make_clock
@@ -87,9 +92,14 @@ def create_app(
     app.include_router(callbacks.router)
     app.include_router(questionnaires.router)
     app.include_router(workorders.router)
+    app.include_router(retention.router)
+    app.include_router(reports.router)
     app.include_router(calendar.router)
     app.include_router(forecast.router)
     app.include_router(metrics.router)
+    app.include_router(twilio.router)
+    app.include_router(ivr.router)
+    install_console(app)
     return app
 
 

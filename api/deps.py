@@ -128,8 +128,13 @@ CALLERS = (UserRole.AGENT, UserRole.SUPERVISOR, UserRole.RETENTION_LEAD)
 READERS = (*CALLERS, UserRole.MANAGER, UserRole.ADMIN)
 INTEGRATIONS = (UserRole.SYSTEM, UserRole.ADMIN)
 OVERSEERS = (UserRole.SUPERVISOR, UserRole.RETENTION_LEAD, UserRole.MANAGER, UserRole.ADMIN)
+MANAGERS = (UserRole.MANAGER, UserRole.ADMIN)
 
 Caller = Annotated[User, Depends(require_roles(*CALLERS))]
 Reader = Annotated[User, Depends(require_roles(*READERS))]
 Integration = Annotated[User, Depends(require_roles(*INTEGRATIONS))]
 Overseer = Annotated[User, Depends(require_roles(*OVERSEERS))]
+Managers = Annotated[User, Depends(require_roles(*MANAGERS))]
+# Who may act on the queue for others: reassign a callback, release a lease.
+SUPERVISING = (UserRole.SUPERVISOR, UserRole.RETENTION_LEAD, UserRole.ADMIN)
+Supervising = Annotated[User, Depends(require_roles(*SUPERVISING))]

@@ -547,7 +547,7 @@ def run(args: argparse.Namespace) -> Report:
             )
         if any("session.get_one" in sent for sent in large["sent"]):
             finding += (
-                " `session.get_one(Customer, …)` sends a SELECT although `_callback_views` "
+                " `session.get_one(Customer, …)` sends a SELECT although `callback_views` "
                 "loaded that customer a moment before: the views keep no ORM object, and the "
                 "session's identity map holds them weakly."
             )

@@ -70,7 +70,7 @@ PROFILE_GROUPS = [
     ("SQL closing-event lookup", "_orders_with_closing_events"),
     ("SQL CB-7 cancel update", "_cancel_closed_contacts"),
     ("SQL insert callbacks + update events", "_create_callbacks"),
-    ("SQL load the callbacks for the answer (ORM)", "_callback_views"),
+    ("SQL load the callbacks for the answer (ORM)", "callback_views"),
     ("SQL commit", "commit ("),
     ("build results (pydantic models)", "ingest_events"),
     ("serialize the answer", "serialize_response"),

@@ -2,7 +2,7 @@
 
     python -m bench.run_all                 # everything, full sizes (about 6-10 minutes)
     python -m bench.run_all --quick         # smaller sizes, to try it out
-    python -m bench.run_all --only intake   # one of: intake, claims, claim-cost, forecast
+    python -m bench.run_all --only intake   # one of: intake, claims, claim-cost, forecast, ivr
 
 Each benchmark creates, migrates and drops its own PostgreSQL database (CALLCENTER_BENCH_DB,
 default callcenter_bench). With py-spy installed (`pip install py-spy`, not a project
@@ -23,7 +23,7 @@ from types import ModuleType
 from typing import Any
 
 import callcenter
-from bench import bench_claim_cost, bench_claims, bench_forecast, bench_intake
+from bench import bench_claim_cost, bench_claims, bench_forecast, bench_intake, bench_ivr
 from bench.common import PROJECT, Check, Profile, Report, checks_table, log, machine_info
 
 STEPS: dict[str, ModuleType] = {
@@ -31,6 +31,7 @@ STEPS: dict[str, ModuleType] = {
     "claims": bench_claims,
     "claim-cost": bench_claim_cost,
     "forecast": bench_forecast,
+    "ivr": bench_ivr,
 }
 QUICK: dict[str, Any] = {
     "events": 10_000,

@@ -29,12 +29,14 @@ demo_app = typer.Typer(help="Demo data for trying the product.", no_args_is_help
 users_app = typer.Typer(help="Users and their roles.", no_args_is_help=True)
 tokens_app = typer.Typer(help="API tokens for integrations and agents.", no_args_is_help=True)
 dnc_app = typer.Typer(help="The do-not-call list.", no_args_is_help=True)
+ivr_app = typer.Typer(help="IVR survey calls.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(demo_app, name="demo")
 app.add_typer(users_app, name="users")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(dnc_app, name="dnc")
 app.add_typer(scripts_app, name="scripts")
+app.add_typer(ivr_app, name="ivr")
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
@@ -129,6 +131,40 @@ def db_upgrade() -> None:
     except Exception as exc:  # a migration error must reach the operator whole
         raise _fail(f"migration failed: {exc}") from exc
     typer.echo("database is up to date")
+
+
+@db_app.command("backup")
+def db_backup(
+    file: Annotated[Path, typer.Argument(help="The backup file to write (must not exist).")],
+) -> None:
+    """Back up the database while the service runs: SQLite's online backup API, or pg_dump
+    (custom format) for PostgreSQL."""
+    from callcenter.backup.service import BackupError, backup, row_counts
+
+    settings = _settings()
+    try:
+        backup(settings.database_url, file)
+    except BackupError as exc:
+        raise _fail(f"backup failed: {exc}") from exc
+    total = sum(row_counts(settings.database_url).values())
+    typer.echo(f"backed up {total} rows to {file}")
+
+
+@db_app.command("restore")
+def db_restore(
+    file: Annotated[Path, typer.Argument(help="A file `callcenter db backup` wrote.")],
+) -> None:
+    """Restore a backup into the empty database CALLCENTER_DATABASE_URL names, then print
+    the rows of every table to compare with the source."""
+    from callcenter.backup.service import BackupError, restore, row_counts
+
+    settings = _settings()
+    try:
+        restore(settings.database_url, file)
+    except BackupError as exc:
+        raise _fail(f"restore failed: {exc}") from exc
+    for name, count in row_counts(settings.database_url).items():
+        typer.echo(f"{name:<24} {count}")
 
 
 @demo_app.command("load")
@@ -226,6 +262,106 @@ def dnc_import(
         now=SystemClock().now(),
     )
     typer.echo(f"{added} number(s) added; {len(lines) - added} already on the list")
+
+
+def _parse_keys(text: str) -> list[str]:
+    from callcenter.telephony.simulator import HANG_UP, NO_INPUT
+
+    keys = []
+    for raw in text.split(",") if text.strip() else []:
+        key = raw.strip()
+        if key in ("", "-"):
+            keys.append(NO_INPUT)
+        elif key.lower() in ("h", "hangup"):
+            keys.append(HANG_UP)
+        elif all(c in "0123456789*#" for c in key):
+            keys.append(key)
+        else:
+            raise _fail(f"--keys: {key!r} is not a key (digits, *, #, '-' for none, 'h')", 2)
+    return keys
+
+
+@ivr_app.command("call")
+def ivr_call(
+    callback_id: Annotated[int, typer.Argument(help="The IVR callback to call.")],
+    keys: Annotated[
+        str,
+        typer.Option(
+            help="Keys the customer presses, one per question, comma-separated: 1,1,5 "
+            "(a count: 2#; '-': nothing; 'h': hang up). When they run out the customer hangs up."
+        ),
+    ] = "",
+    any_time: Annotated[
+        bool, typer.Option("--any-time", help="Call even outside the customer's calling window.")
+    ] = False,
+) -> None:
+    """Play one IVR call with the local simulator: the same webhooks, TwiML and signatures as a
+    Twilio call, served by an API started in this process on a free localhost port."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    from api.app import create_app
+    from callcenter.config import TelephonyProvider
+    from callcenter.ivr.service import list_ivr_calls, record_placed, start_call
+    from callcenter.telephony.simulator import CallPlayer, Keys, UrllibTransport
+
+    settings = _settings()
+    if settings.telephony.provider is not TelephonyProvider.SIMULATOR:
+        raise _fail("a Twilio account is configured: IVR calls are placed by the dialer")
+    pressed = _parse_keys(keys)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    telephony = settings.telephony.model_copy(
+        update={"public_base_url": f"http://127.0.0.1:{port}"}
+    )
+    settings = settings.model_copy(update={"telephony": telephony, "scheduler_enabled": False})
+    database = _database(settings)
+    clock = make_clock(settings)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(settings, database=database, clock=clock, start_scheduler=False),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+        )
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not server.started:
+            if time.monotonic() > deadline or not thread.is_alive():
+                raise _fail("the local API did not start")
+            time.sleep(0.05)
+        try:
+            planned = start_call(
+                database.uow(),
+                callback_id=callback_id,
+                now=clock.now(),
+                config=settings.rules,
+                telephony=telephony,
+                provider=TelephonyProvider.SIMULATOR,
+                any_time=any_time,
+            )
+        except DomainError as exc:
+            raise _fail(exc.message) from exc
+        sid = "CA" + planned.ref.replace("-", "")
+        record_placed(database.uow(), ref=planned.ref, sid=sid, now=clock.now())
+        player = CallPlayer(UrllibTransport(), telephony.signing_key())
+        transcript = player.play(sid, planned.request, Keys(pressed))
+        typer.echo(str(transcript))
+        call = list_ivr_calls(database.uow(), callback_id=callback_id, limit=1)[0]
+        typer.echo(
+            f"call {call.ref}: {call.status}, outcome {call.outcome}, "
+            f"callback {call.disposition}; {call.note}"
+        )
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
 
 
 def main() -> None:

@@ -15,13 +15,18 @@ from callcenter.callbacks.models import Attempt, Callback
 from callcenter.callbacks.rules import AttemptOutcome, EventType
 from callcenter.callbacks.schemas import AttemptCreate
 from callcenter.callbacks.service import claim_next, ingest_events, record_attempt
-from callcenter.config import RulesConfig
+from callcenter.config import CallbackType, RulesConfig
 from callcenter.db import Database
+from callcenter.demo_history import load_history
 from callcenter.forecast.service import set_roster
 from callcenter.questionnaires.answers import asked_questions
 from callcenter.questionnaires.definitions import QuestionKind, ScriptDefinition
 from callcenter.questionnaires.loader import ScriptSet
 from callcenter.questionnaires.service import definition_of, record_answers, sync_scripts
+from callcenter.retention.models import RetentionCase
+from callcenter.retention.rules import StepOutcome
+from callcenter.retention.schemas import StepCreate
+from callcenter.retention.service import record_step
 from callcenter.users.models import User, UserRole
 from callcenter.users.service import create_token, create_user
 
@@ -174,6 +179,8 @@ def load_demo(
                 employee_number=number or None,
             )
     sync_scripts(database.uow(), scripts=scripts, now=now)
+    # Before the other callbacks: each demo churn call is then the one its agent claims.
+    walked = _retention_cases(database, now=now, config=config)
     rng = random.Random(10050)
     events = _events(now, per_type, rng)
     created = 0
@@ -187,8 +194,14 @@ def load_demo(
         lines.append("Demo data is already loaded.")
     else:
         tried = 0 if tried_before else _some_history(database, now=now, config=config, rng=rng)
+        # The manager's dashboards: two months of closed history and its nightly snapshots.
+        history = load_history(database, now=now, config=config, sample_answers=sample_answers)
         _roster(database, now=now, config=config)
         lines.append(f"Loaded {created} callbacks of every type; {tried} already tried.")
+        if walked:
+            lines.append(f"{walked} retention cases walked through levels 1 to 3.")
+        if history:
+            lines.append(f"{history} callbacks of the last two months, with their snapshots.")
         token = create_token(database.uow(), username="ordersys", now=now)
         lines.append(f"API token of the order system (ordersys), shown once: {token}")
     lines.append("")
@@ -260,6 +273,7 @@ def _some_history(
                     answers=sample_answers(definition, rng),
                     now=when,
                 )
+            churn = claim.callback.type is CallbackType.CHURN
             record_attempt(
                 database.uow(),
                 callback_id=claim.callback.id,
@@ -267,7 +281,139 @@ def _some_history(
                 attempt=AttemptCreate(outcome=outcome),
                 now=when,
                 config=config,
+                # rule RT-1: an answered churn call records its level-1 retention step
+                retention_step=StepCreate(
+                    level=1, outcome=StepOutcome.ESCALATED, reason_code="price"
+                )
+                if churn and outcome is AttemptOutcome.ANSWERED
+                else None,
             )
             # The other callbacks of the same claim go back to the queue when the lease lapses.
             tried += 1
     return tried
+
+
+# The churn script's reasons (Q-CHURN (1)) for the retention taxonomy's codes.
+_SCRIPT_REASON = {
+    "price": "price",
+    "network_quality": "quality",
+    "service_attitude": "service",
+    "moving_house": "moving",
+    "competitor_offer": "other_operator",
+    "no_longer_needed": "not_needed",
+}
+
+# How far each demo case goes (rules RT-1..RT-4): the outcome of each level in turn, the
+# reason, and the offer made at the level that decided.
+_RETENTION_PLAN: list[tuple[list[StepOutcome], str, str | None]] = [
+    ([StepOutcome.RETAINED], "price", "discount_10_6m"),
+    ([StepOutcome.RETAINED], "network_quality", "speed_up_6m"),
+    ([StepOutcome.ESCALATED], "competitor_offer", "discount_10_6m"),
+    ([StepOutcome.ESCALATED], "price", None),
+    ([StepOutcome.ESCALATED], "service_attitude", None),
+    ([StepOutcome.ESCALATED, StepOutcome.RETAINED], "price", "discount_20_12m"),
+    ([StepOutcome.ESCALATED, StepOutcome.ESCALATED], "competitor_offer", "free_month_1"),
+    ([StepOutcome.ESCALATED, StepOutcome.ESCALATED], "network_quality", "speed_up_12m"),
+    (
+        [StepOutcome.ESCALATED, StepOutcome.ESCALATED, StepOutcome.RETAINED],
+        "price",
+        "free_months_3",
+    ),
+    (
+        [StepOutcome.ESCALATED, StepOutcome.ESCALATED, StepOutcome.LOST],
+        "moving_house",
+        "discount_30_12m",
+    ),
+    (
+        [StepOutcome.ESCALATED, StepOutcome.ESCALATED, StepOutcome.LOST],
+        "no_longer_needed",
+        None,
+    ),
+]
+
+
+def _retention_cases(database: Database, *, now: datetime, config: RulesConfig) -> int:
+    """Cancellations from two days ago, each walked through the levels of its plan: some
+    retained at each level, some waiting at levels 2 and 3, two lost (one with a win-back
+    callback). Returns how many were walked (none when they are already there)."""
+    zone = ZoneInfo(config.default_timezone)
+    day = (now.astimezone(zone) - timedelta(days=2)).date()
+    start = datetime.combine(day, datetime.min.time(), tzinfo=zone).replace(hour=9)
+    events = [
+        {
+            "event_id": f"demo-retention-{n:03d}",
+            "type": EventType.CANCELLATION.value,
+            "occurred_at": (start + timedelta(minutes=10 * n - 20)).isoformat(),
+            "order_id": f"ORD-{300000 + n}",
+            "customer": {
+                "id": f"C-3{n:05d}",
+                "name": _SURNAMES[n] + _GIVEN[n],
+                "phone": f"1590591{n:04d}",
+                "region": _REGIONS[n % len(_REGIONS)],
+            },
+        }
+        for n in range(len(_RETENTION_PLAN))
+    ]
+    with database.uow() as uow:
+        people = {
+            user.username: user
+            for user in uow.session.execute(
+                sa.select(User).where(
+                    col(User.username).in_(["agent1", "agent2", "agent3", "supervisor1", "lead1"])
+                )
+            ).scalars()
+        }
+    walked = 0
+    for n, (payload, (outcomes, reason, offer)) in enumerate(
+        zip(events, _RETENTION_PLAN, strict=True)
+    ):
+        at = start + timedelta(minutes=10 * n)
+        batch = ingest_events(database.uow(), events=[payload], now=at, config=config)
+        if batch.created == 0:
+            continue  # loaded before
+        agent = people[f"agent{n % 3 + 1}"]
+        claim = claim_next(database.uow(), agent=agent, now=at, config=config)
+        if claim is None or claim.callback.event_id != payload["event_id"]:
+            continue  # older data in the way: this case stays at level 1
+        with database.uow() as uow:
+            case_id = uow.session.execute(
+                sa.select(col(RetentionCase.id)).where(
+                    col(RetentionCase.callback_id) == claim.callback.id
+                )
+            ).scalar_one()
+        retained = outcomes[-1] is StepOutcome.RETAINED and len(outcomes) == 1
+        answers: dict[str, Any] = {"reason": _SCRIPT_REASON[reason], "retained": retained}
+        if not retained:
+            answers["reinstall"] = "later" if outcomes[-1] is StepOutcome.LOST else "not_now"
+        record_answers(
+            database.uow(), callback_id=claim.callback.id, user=agent, answers=answers, now=at
+        )
+        actors = [agent, people["supervisor1"], people["lead1"]]
+        when = [at + timedelta(minutes=5), at + timedelta(hours=3), at + timedelta(days=1)]
+        for level, outcome in enumerate(outcomes, start=1):
+            last = level == len(outcomes)
+            lost = outcome is StepOutcome.LOST
+            come_back = lost and n % 2 == 1
+            record_step(
+                database.uow(),
+                case_id=case_id,
+                user=actors[level - 1],
+                step=StepCreate(
+                    level=level,
+                    outcome=outcome,
+                    reason_code=reason,
+                    offer_code=offer if last else None,
+                    offer_accepted=(outcome is StepOutcome.RETAINED) if last and offer else None,
+                    customer_answer="客户表示会考虑。"
+                    if outcome is StepOutcome.ESCALATED
+                    else None,
+                    win_back=come_back if lost else None,
+                    win_back_on=(when[level - 1] + timedelta(days=60)).astimezone(zone).date()
+                    if come_back
+                    else None,
+                ),
+                now=when[level - 1],
+                config=config,
+            )
+        walked += 1
+    return walked

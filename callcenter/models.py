@@ -5,9 +5,11 @@ from sqlmodel import SQLModel
 from callcenter.callbacks.models import Attempt, Callback, CallbackEvent, IntakeEvent
 from callcenter.customers.models import Customer, DoNotCall, KnownZone
 from callcenter.forecast.models import RosterEntry
+from callcenter.ivr.models import IvrCall, IvrCallStep, IvrDialSlot
 from callcenter.questionnaires.models import Answer, ScriptVersion
-from callcenter.reports.models import KpiSnapshot
-from callcenter.users.models import ApiToken, User
+from callcenter.reports.models import ChurnDay, KpiSnapshot, OfferDay, ReportDay, ReportHour
+from callcenter.retention.models import RetentionCase, RetentionStep
+from callcenter.users.models import ApiToken, User, WebSession
 from callcenter.workorders.models import WorkOrder
 
 metadata = SQLModel.metadata
@@ -18,14 +20,24 @@ __all__ = [
     "Attempt",
     "Callback",
     "CallbackEvent",
+    "ChurnDay",
     "Customer",
     "DoNotCall",
     "IntakeEvent",
+    "IvrCall",
+    "IvrCallStep",
+    "IvrDialSlot",
     "KpiSnapshot",
     "KnownZone",
+    "OfferDay",
+    "ReportDay",
+    "ReportHour",
+    "RetentionCase",
+    "RetentionStep",
     "RosterEntry",
     "User",
     "ScriptVersion",
+    "WebSession",
     "WorkOrder",
     "metadata",
 ]

@@ -3,9 +3,10 @@
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
-from pydantic import AwareDatetime
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from api.deps import AUTH_ERRORS, Caller, NowDep, Reader, SettingsDep, UowDep
+from api.deps import AUTH_ERRORS, Caller, NowDep, Reader, SettingsDep, Supervising, UowDep
+from callcenter.callbacks.desk import reassign, release_lease
 from callcenter.callbacks.rules import CallbackStatus
 from callcenter.callbacks.schemas import (
     AttemptCreate,
@@ -13,6 +14,7 @@ from callcenter.callbacks.schemas import (
     CallbackDetail,
     CallbackFilters,
     CallbackPage,
+    CallbackRead,
     ClaimRead,
 )
 from callcenter.callbacks.service import claim_next, get_callback, list_callbacks, record_attempt
@@ -67,6 +69,44 @@ def post_attempt(
         now=now,
         config=settings.rules,
     )
+
+
+class ReassignBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    agent: str = Field(min_length=1, max_length=64, description="The agent's username.")
+
+
+@router.post(
+    "/{callback_id}/reassign",
+    summary="Give an open callback to an agent (supervisors)",
+    responses={
+        404: {"description": "No such callback."},
+        409: {"description": "The callback is closed."},
+        **AUTH_ERRORS,
+    },
+)
+def post_reassign(
+    callback_id: int, body: ReassignBody, uow: UowDep, now: NowDep, user: Supervising
+) -> CallbackRead:
+    """It waits in that agent's own list (then the shared queue after the grace period, as a
+    callback a customer asked that agent for); a lease someone else holds on it ends."""
+    return reassign(uow, callback_id=callback_id, agent_username=body.agent, by=user, now=now)
+
+
+@router.post(
+    "/{callback_id}/release",
+    summary="End the lease on a claimed callback (supervisors)",
+    responses={
+        404: {"description": "No such callback."},
+        409: {"description": "Nobody holds it."},
+        **AUTH_ERRORS,
+    },
+)
+def post_release(callback_id: int, uow: UowDep, now: NowDep, user: Supervising) -> CallbackRead:
+    """The callback (and the others of the same claim) go back to the queue at once; the agent
+    who held them can no longer record on them."""
+    return release_lease(uow, callback_id=callback_id, by=user, now=now)
 
 
 @router.get("", summary="List callbacks", responses=AUTH_ERRORS)

@@ -27,4 +27,4 @@ def healthz(request: Request) -> JSONResponse:
 
 @router.get("/", include_in_schema=False)
 def root() -> RedirectResponse:
-    return RedirectResponse("/docs")
+    return RedirectResponse("/console/")

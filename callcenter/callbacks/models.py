@@ -43,6 +43,14 @@ class Callback(SQLModel, table=True):
         sa.Index("ix_callbacks_customer_status", "customer_id", "status"),
         sa.Index("ix_callbacks_order_type", "order_id", "type"),
         sa.Index("ix_callbacks_status_due", "status", "due_at"),
+        # The supervisor's board counts the open callbacks by type and state from this alone.
+        sa.Index(
+            "ix_callbacks_open_type_status",
+            "type",
+            "status",
+            postgresql_where=sa.text(_OPEN),
+            sqlite_where=sa.text(_OPEN),
+        ),
         sa.Index(
             "ix_callbacks_assigned_agent",
             "assigned_agent_id",

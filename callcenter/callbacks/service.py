@@ -48,7 +48,10 @@ from callcenter.customers.rules import InvalidPhone, mask_phone, normalize_phone
 from callcenter.customers.service import forget_zones, known_zones, put_on_list
 from callcenter.db import UnitOfWork, upsert_into
 from callcenter.errors import Conflict, InvalidField, NotFound
-from callcenter.questionnaires.service import check_complete, current_versions
+from callcenter.questionnaires.service import add_answers, check_complete, current_versions
+from callcenter.retention.models import RetentionCase
+from callcenter.retention.rules import FIRST_LEVEL, CaseState
+from callcenter.retention.schemas import StepCreate
 from callcenter.sla.rules import late_by
 from callcenter.users.models import User
 from callcenter.windows.rules import open_zones
@@ -59,7 +62,7 @@ MAX_CLOCK_SKEW = timedelta(minutes=5)
 _OPEN_SQL = "callbacks.status IN ('pending', 'claimed')"
 
 
-def _is_open_status() -> sa.ColumnElement[bool]:
+def is_open_status() -> sa.ColumnElement[bool]:
     # Written as literal SQL so that PostgreSQL matches it to the partial queue index.
     return sa.literal_column(_OPEN_SQL, sa.Boolean()).self_group()
 
@@ -221,7 +224,7 @@ def ingest_events(
             if callback_id is not None:
                 callback_of_event.setdefault(event_id, callback_id)
         missing = [i for i in callback_of_event.values() if i not in views]
-        views.update(_callback_views(session, missing, now=now))
+        views.update(callback_views(session, missing, now=now))
         uow.commit()
 
     for item in first_by_id.values():
@@ -424,6 +427,7 @@ def _create_callbacks(
         )
     table = Callback.__table__  # type: ignore[attr-defined]
     ids = _insert_with_ids(session, table, rows)
+    _open_retention_cases(session, rows, ids, now)
     callback_of_event = {
         item.event.event_id: callback_id for item, callback_id in zip(items, ids, strict=True)
     }
@@ -470,6 +474,30 @@ _UNSET_ON_CREATE: dict[str, Any] = {
     "lease_expires_at": None,
     "assigned_agent_id": None,
 }
+
+
+def _open_retention_cases(
+    session: Session, rows: list[dict[str, Any]], ids: list[int], now: datetime
+) -> None:
+    """rules CB-4, CB-6: each churn callback opens its retention case in the same transaction,
+    at level 1 and due with it (at once, in the first window). One executemany insert."""
+    cases = [
+        {
+            "callback_id": callback_id,
+            "customer_id": row["customer_id"],
+            "order_id": row["order_id"],
+            "state": CaseState.OPEN,
+            "level": FIRST_LEVEL,
+            "level_since": now,
+            "due_at": row["due_at"],
+            "created_at": now,
+            "updated_at": now,
+        }
+        for row, callback_id in zip(rows, ids, strict=True)
+        if row["type"] is CallbackType.CHURN and row["status"] is CallbackStatus.PENDING
+    ]
+    if cases:
+        session.execute(sa.insert(RetentionCase.__table__), cases)  # type: ignore[attr-defined]
 
 
 def _insert_with_ids(session: Session, table: Any, rows: list[dict[str, Any]]) -> list[int]:
@@ -601,7 +629,7 @@ def _select_views() -> sa.Select[*tuple[Any, ...]]:
     )
 
 
-def _callback_views(
+def callback_views(
     session: Session, ids: Iterable[int], *, now: datetime
 ) -> dict[int, CallbackRead]:
     wanted = sorted(set(ids))
@@ -615,7 +643,7 @@ def _callback_views(
     return views
 
 
-def _attempt_read(attempt: Attempt, agent: str | None) -> AttemptRead:
+def attempt_read(attempt: Attempt, agent: str | None) -> AttemptRead:
     assert attempt.id is not None
     return AttemptRead(
         id=attempt.id,
@@ -633,7 +661,7 @@ def _attempt_read(attempt: Attempt, agent: str | None) -> AttemptRead:
 def get_callback(uow: UnitOfWork, *, callback_id: int, now: datetime) -> CallbackDetail:
     with uow:
         session = uow.session
-        views = _callback_views(session, [callback_id], now=now)
+        views = callback_views(session, [callback_id], now=now)
         if callback_id not in views:
             raise NotFound(f"callback {callback_id} does not exist")
         stmt = (
@@ -642,7 +670,7 @@ def get_callback(uow: UnitOfWork, *, callback_id: int, now: datetime) -> Callbac
             .where(col(Attempt.callback_id) == callback_id)
             .order_by(col(Attempt.number), col(Attempt.id))
         )
-        attempts = [_attempt_read(a, name) for a, name in session.execute(stmt)]
+        attempts = [attempt_read(a, name) for a, name in session.execute(stmt)]
         return CallbackDetail(**views[callback_id].model_dump(), attempts=attempts)
 
 
@@ -657,7 +685,7 @@ def list_callbacks(
     if filters.due_before is not None:
         conditions.append(col(Callback.due_at) < filters.due_before)
     if filters.overdue is not None:
-        still_open = _is_open_status()
+        still_open = is_open_status()
         late = col(Callback.due_at) < now
         conditions.append(
             sa.and_(still_open, late) if filters.overdue else sa.not_(sa.and_(still_open, late))
@@ -708,7 +736,7 @@ _AGENT: sa.BindParameter[int] = sa.bindparam("agent_id")
 def _callable(now: Any, agent_id: Any) -> list[sa.ColumnElement[bool]]:
     """Conditions for a callback an agent may take now (its customer's window aside)."""
     return [
-        _is_open_status(),  # pending, or claimed with a lapsed lease
+        is_open_status(),  # pending, or claimed with a lapsed lease
         _CB.c.available_at <= now,
         _CB.c.channel == Channel.AGENT,
         # another agent's personal callback stays with that agent until the SLA watch moves it
@@ -905,10 +933,16 @@ def record_attempt(
     attempt: AttemptCreate,
     now: datetime,
     config: RulesConfig,
+    answers: Mapping[str, object] | None = None,
+    answers_from_form: bool = False,
+    retention_step: StepCreate | None = None,
 ) -> AttemptRecorded:
     """Record one attempt by the agent who holds the claim (rule SV-4: inserted, never
-    updated). Raises NotFound, NotYourClaim, LeaseExpired, IllegalTransition or
-    CallBackTimeRefused."""
+    updated), with the `answers` given on it if any, in the same transaction: an answered
+    attempt then needs the whole questionnaire. An answered churn call needs its level-1
+    `retention_step` (rules CB-6, RT-1), recorded with it. Raises NotFound, NotYourClaim,
+    LeaseExpired, IllegalTransition, CallBackTimeRefused, InvalidAnswers, or the retention
+    errors (see `callcenter.retention.service.after_attempts`)."""
     with uow:
         session = uow.session
         callback = session.get(Callback, callback_id, with_for_update=True)
@@ -918,6 +952,16 @@ def record_attempt(
         customer = session.get_one(Customer, callback.customer_id)
         zone = ZoneInfo(customer.timezone)
         targets = [callback]
+        if answers:
+            add_answers(
+                session,
+                callback,
+                user=agent,
+                answers=answers,
+                now=now,
+                complete=attempt.outcome is AttemptOutcome.ANSWERED,
+                from_form=answers_from_form,
+            )
         if attempt.outcome is AttemptOutcome.ANSWERED:
             check_complete(session, callback)  # not closed half-asked
         if attempt.outcome in rules.WHOLE_CALL_OUTCOMES:
@@ -963,9 +1007,13 @@ def record_attempt(
                 ],
             )
         session.flush()
-        views = _callback_views(session, [t.id for _, t in recorded if t.id is not None], now=now)
+        # Imported here: the retention service builds on this module.
+        from callcenter.retention.service import after_attempts
+
+        after_attempts(session, recorded, agent=agent, step=retention_step, now=now, config=config)
+        views = callback_views(session, [t.id for _, t in recorded if t.id is not None], now=now)
         result = AttemptRecorded(
-            attempts=[_attempt_read(a, agent.username) for a, _ in recorded],
+            attempts=[attempt_read(a, agent.username) for a, _ in recorded],
             callbacks=[views[t.id] for _, t in recorded if t.id is not None],
         )
         uow.commit()

@@ -18,6 +18,7 @@ was asked is unknown, and only its own value is checked: one error at the root, 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum, StrEnum
@@ -52,6 +53,7 @@ class AnswerError:
     question_id: str
     code: AnswerErrorCode
     message: Text  # says which question and why, in zh and en
+    detail: Text  # only why: for a form that shows it beside its question
 
     def __str__(self) -> str:
         return self.message.en
@@ -90,7 +92,9 @@ _EXPECTED: dict[QuestionKind, Text] = {
 
 def _error(question_id: str, code: AnswerErrorCode, zh: str, en: str) -> AnswerError:
     message = Text(zh=f"问题“{question_id}”：{zh}", en=f"question '{question_id}': {en}")
-    return AnswerError(question_id=question_id, code=code, message=message)
+    return AnswerError(
+        question_id=question_id, code=code, message=message, detail=Text(zh=zh, en=en)
+    )
 
 
 def _wrong(question: Question, code: AnswerErrorCode = AnswerErrorCode.WRONG_TYPE) -> AnswerError:
@@ -297,3 +301,40 @@ def is_dissatisfied(definition: ScriptDefinition, answers: Mapping[str, object])
         return False
     parsed = parse_answer(definition.question(marker.question), raw)
     return not isinstance(parsed, AnswerError) and _matches(parsed, marker.dissatisfied)
+
+
+_WHOLE_NUMBER = re.compile(r"^[+-]?\d{1,9}$")
+
+
+def answers_from_fields(
+    definition: ScriptDefinition,
+    fields: Mapping[str, str],
+    *,
+    channel: Channel = Channel.AGENT,
+) -> dict[str, object]:
+    """Answers as a form sends them (every value a string; an `other` choice's details in
+    `<question>.text`), typed by each question's kind. Blank fields are not answers, and a
+    question that is not asked given the other answers is dropped (a form whose script ran
+    without JavaScript may still hold it). What cannot be typed is kept as the string, so that
+    validation reports it against its question."""
+    typed: dict[str, object] = {}
+    for question in definition.questions:
+        raw = fields.get(question.id)
+        if raw is None or not raw.strip():
+            continue
+        value = raw.strip()
+        kind = question.kind
+        if kind is QuestionKind.YES_NO:
+            typed[question.id] = {"true": True, "false": False}.get(value, value)
+        elif kind in (QuestionKind.RATING, QuestionKind.COUNT):
+            typed[question.id] = int(value) if _WHOLE_NUMBER.match(value) else value
+        elif kind is QuestionKind.CHOICE:
+            choice = question.choice(value)
+            details = (fields.get(f"{question.id}.text") or "").strip()
+            typed[question.id] = (
+                {"choice": value, "text": details} if choice is not None and choice.other else value
+            )
+        else:
+            typed[question.id] = raw.strip()
+    asked = {q.id for q in asked_questions(definition, typed, channel=channel)}
+    return {q: v for q, v in typed.items() if q in asked}

@@ -27,6 +27,12 @@ class QuestionRead(BaseModel):
     hint: str | None
     condition: str | None = Field(description="When it is asked, in words; empty: always.")
     asked: bool = Field(description="Whether it is to be asked given the answers so far.")
+    depends_on: str | None = Field(
+        default=None, description="The question whose answer decides whether it is asked."
+    )
+    shown_when: list[bool | int | str] = Field(
+        default_factory=list, description="… asked when that answer is one of these."
+    )
     choices: list[ChoiceRead]
 
 

@@ -20,6 +20,7 @@ from callcenter.questionnaires.answers import (
     AnswerErrorCode,
     ChoiceAnswer,
     InvalidAnswers,
+    answers_from_fields,
     asked_questions,
     check_answers,
     parse_answer,
@@ -232,42 +233,71 @@ def record_answers(
     with uow:
         session = uow.session
         callback = _holder_callback(session, callback_id, user, now)
-        assert callback.script_version_id is not None
-        _, definition = definition_of(session, callback.script_version_id)
-        existing = current_answers(_all_answers(session, callback_id))
-        again = sorted(set(answers) & set(existing))
-        if again:
-            raise Conflict(
-                f"already recorded: {', '.join(again)}; a recorded answer is kept as it is — "
-                "record a correction with the reason instead"
-            )
-        merged: dict[str, object] = {q: row.value for q, row in existing.items()}
-        merged.update(answers)
-        errors = _partial_errors(definition, merged, channel)
-        if errors:
-            raise InvalidAnswers(errors)
-        rows = []
-        for question in definition.questions:  # in script order
-            if question.id not in answers:
-                continue
-            parsed = parse_answer(question, answers[question.id])
-            assert not isinstance(parsed, AnswerError)
-            row = Answer(
-                callback_id=callback_id,
-                script_version_id=callback.script_version_id,
-                claim_id=callback.claim_id,
-                question_id=question.id,
-                value=_stored(parsed),
-                channel=channel,
-                recorded_by_id=user.id,
-                recorded_at=now,
-            )
-            session.add(row)
-            rows.append(row)
-        session.flush()
+        rows = add_answers(session, callback, user=user, answers=answers, now=now, channel=channel)
         result = _answer_reads(session, rows)
         uow.commit()
         return result
+
+
+def add_answers(
+    session: Session,
+    callback: Callback,
+    *,
+    user: User,
+    answers: Mapping[str, object],
+    now: datetime,
+    channel: Channel = Channel.AGENT,
+    complete: bool = False,
+    from_form: bool = False,
+) -> list[Answer]:
+    """Insert answers to `callback` (held and locked by the caller) in the caller's
+    transaction. With `complete`, the answers with those already recorded must be the whole
+    questionnaire: every required question on the path the answers take (every error is
+    reported at once). With `from_form`, the answers are a form's strings, typed here by
+    each question's kind. Raises InvalidAnswers, Conflict or NoScript."""
+    if callback.script_version_id is None or callback.id is None:
+        raise NoScript(f"callback {callback.id} has no script")
+    _, definition = definition_of(session, callback.script_version_id)
+    if from_form:
+        answers = answers_from_fields(
+            definition, {k: str(v) for k, v in answers.items()}, channel=channel
+        )
+    existing = current_answers(_all_answers(session, callback.id))
+    again = sorted(set(answers) & set(existing))
+    if again:
+        raise Conflict(
+            f"already recorded: {', '.join(again)}; a recorded answer is kept as it is — "
+            "record a correction with the reason instead"
+        )
+    merged: dict[str, object] = {q: row.value for q, row in existing.items()}
+    merged.update(answers)
+    errors = (
+        validate_answers(definition, merged, channel=channel)
+        if complete
+        else _partial_errors(definition, merged, channel)
+    )
+    if errors:
+        raise InvalidAnswers(errors)
+    rows = []
+    for question in definition.questions:  # in script order
+        if question.id not in answers:
+            continue
+        parsed = parse_answer(question, answers[question.id])
+        assert not isinstance(parsed, AnswerError)
+        row = Answer(
+            callback_id=callback.id,
+            script_version_id=callback.script_version_id,
+            claim_id=callback.claim_id,
+            question_id=question.id,
+            value=_stored(parsed),
+            channel=channel,
+            recorded_by_id=user.id,
+            recorded_at=now,
+        )
+        session.add(row)
+        rows.append(row)
+    session.flush()
+    return rows
 
 
 def correct_answer(
@@ -350,69 +380,93 @@ def script_for_callback(
     lang: Lang,
     now: datetime,
     forbidden: Sequence[str],
+    draft: Mapping[str, str] | None = None,
 ) -> ScriptRead:
-    """The callback's script (its frozen version), filled in for the agent who holds it."""
+    """The callback's script (its frozen version), filled in for the agent who holds it.
+    Which questions are asked follows the answers recorded and, when given, a `draft` of
+    answers typed in the form but not saved yet."""
     with uow:
         session = uow.session
         callback = _holder_callback(session, callback_id, user, now)
-        assert callback.script_version_id is not None
-        version, definition = definition_of(session, callback.script_version_id)
-        customer = session.get_one(Customer, callback.customer_id)
-        name, title = addressed_as(customer.name, customer.title)
-        context = RenderContext(
-            agent=AgentInfo(
-                name=user.display_name, employee_number=user.employee_number or user.username
-            ),
-            customer=CustomerInfo(name=name, title=title),
-            callback=CallbackInfo(
-                type=callback.type,
-                order_id=callback.order_id,
-                late=now > callback.due_at
-                and callback.status in (CallbackStatus.PENDING, CallbackStatus.CLAIMED),
-            ),
+        return script_read(
+            session, callback, user=user, lang=lang, now=now, forbidden=forbidden, draft=draft
         )
-        rendered = render_script(definition, context, lang)
-        rows = _all_answers(session, callback_id)
-        in_force = {q: row.value for q, row in current_answers(rows).items()}
-        asked = {q.id for q in asked_questions(definition, in_force)}
-        return ScriptRead(
-            callback_id=callback_id,
-            script_id=version.script_id,
-            version=version.version,
+
+
+def script_read(
+    session: Session,
+    callback: Callback,
+    *,
+    user: User,
+    lang: Lang,
+    now: datetime,
+    forbidden: Sequence[str],
+    draft: Mapping[str, str] | None = None,
+) -> ScriptRead:
+    """`script_for_callback` in the caller's transaction, for a callback already checked."""
+    assert callback.script_version_id is not None and callback.id is not None
+    callback_id = callback.id
+    version, definition = definition_of(session, callback.script_version_id)
+    customer = session.get_one(Customer, callback.customer_id)
+    name, title = addressed_as(customer.name, customer.title)
+    context = RenderContext(
+        agent=AgentInfo(
+            name=user.display_name, employee_number=user.employee_number or user.username
+        ),
+        customer=CustomerInfo(name=name, title=title),
+        callback=CallbackInfo(
             type=callback.type,
-            lang=lang,
-            title=rendered.title,
-            opening=list(rendered.opening),
-            questions=[
-                QuestionRead(
-                    number=q.number,
-                    id=q.id,
-                    kind=q.kind,
-                    required=q.required,
-                    agent_only=q.agent_only,
-                    text=q.text,
-                    hint=q.hint,
-                    condition=q.condition,
-                    asked=q.id in asked,
-                    choices=[
-                        ChoiceRead(value=c.value, text=c.text, other=c.other) for c in q.choices
-                    ],
-                )
-                for q in rendered.questions
-            ],
-            closing=list(rendered.closing),
-            forbidden_phrases=list(forbidden),
-            answers=_answer_reads(session, rows),
-        )
+            order_id=callback.order_id,
+            late=now > callback.due_at
+            and callback.status in (CallbackStatus.PENDING, CallbackStatus.CLAIMED),
+        ),
+    )
+    rendered = render_script(definition, context, lang)
+    rows = _all_answers(session, callback_id)
+    in_force: dict[str, object] = {q: row.value for q, row in current_answers(rows).items()}
+    if draft:
+        in_force.update(answers_from_fields(definition, draft))
+    asked = {q.id for q in asked_questions(definition, in_force)}
+    return ScriptRead(
+        callback_id=callback_id,
+        script_id=version.script_id,
+        version=version.version,
+        type=callback.type,
+        lang=lang,
+        title=rendered.title,
+        opening=list(rendered.opening),
+        questions=[
+            QuestionRead(
+                number=q.number,
+                id=q.id,
+                kind=q.kind,
+                required=q.required,
+                agent_only=q.agent_only,
+                text=q.text,
+                hint=q.hint,
+                condition=q.condition,
+                asked=q.id in asked,
+                depends_on=when.question if (when := definition.question(q.id).when) else None,
+                shown_when=list(when.values) if when else [],
+                choices=[ChoiceRead(value=c.value, text=c.text, other=c.other) for c in q.choices],
+            )
+            for q in rendered.questions
+        ],
+        closing=list(rendered.closing),
+        forbidden_phrases=list(forbidden),
+        answers=_answer_reads(session, rows),
+    )
 
 
 __all__ = [
     "InvalidAnswers",
     "NoScript",
+    "add_answers",
     "check_complete",
     "correct_answer",
     "current_versions",
     "list_answers",
+    "script_read",
     "record_answers",
     "script_for_callback",
     "sync_scripts",

@@ -29,6 +29,9 @@ class User(SQLModel, table=True):
     password_hash: str | None = Field(default=None, max_length=255)
     is_active: bool = Field(default=True)
     created_at: datetime = Field(sa_type=UTCDateTime)
+    # Console sign-in: wrong passwords in a row, and until when the account is locked.
+    failed_logins: int = Field(default=0)
+    locked_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class ApiToken(SQLModel, table=True):
@@ -40,3 +43,19 @@ class ApiToken(SQLModel, table=True):
     prefix: str = Field(max_length=16)
     created_at: datetime = Field(sa_type=UTCDateTime)
     revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class WebSession(SQLModel, table=True):
+    """A signed-in console session. The browser holds the random token; only its hash is
+    stored, so a copy of the database opens no session."""
+
+    __tablename__ = "web_sessions"
+
+    token_hash: str = Field(max_length=64, primary_key=True)
+    user_id: int = Field(foreign_key="users.id", index=True)
+    csrf_token: str = Field(max_length=64)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    last_seen_at: datetime = Field(sa_type=UTCDateTime)
+    expires_at: datetime = Field(sa_type=UTCDateTime, index=True)
+    address: str | None = Field(default=None, max_length=64)
+    ended_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerifyMismatchError
 from sqlmodel import col
 
+from callcenter.config import ConsoleSettings
 from callcenter.db import UnitOfWork
-from callcenter.errors import Conflict, InvalidField, NotFound
-from callcenter.users.models import ApiToken, User, UserRole
+from callcenter.errors import Conflict, InvalidField, NotFound, PermissionDenied
+from callcenter.users.models import ApiToken, User, UserRole, WebSession
+from callcenter.users.rules import LoginState, after_failure, is_locked, session_alive
 
 _HASHER = PasswordHasher()
 TOKEN_PREFIX = "cc_"
@@ -102,3 +106,138 @@ def user_for_token(uow: UnitOfWork, *, token: str) -> User | None:
             )
         )
         return uow.session.execute(stmt).scalar_one_or_none()
+
+
+# ---------------------------------------------------------------------------------------
+# Console sign-in
+# ---------------------------------------------------------------------------------------
+
+# A hash to check against when the username is unknown, so that the answer takes as long
+# as for a known user and does not tell which usernames exist.
+_DUMMY_HASH = _HASHER.hash("not a password of anyone's")
+# A session's last_seen_at is written at most this often: not a write per request.
+_TOUCH_EVERY = timedelta(minutes=1)
+
+
+class LoginRefused(PermissionDenied):
+    """Wrong username or password; deliberately does not say which."""
+
+
+class AccountLocked(PermissionDenied):
+    def __init__(self, until: datetime) -> None:
+        super().__init__(f"too many wrong passwords: the account is locked until {until:%H:%M} UTC")
+        self.until = until
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    user: User
+    token: str  # for the browser's cookie; only its hash is stored
+    csrf_token: str
+
+
+def verify_password(password_hash: str | None, password: str) -> bool:
+    """Whether `password` matches the stored argon2 hash (False for a user without one)."""
+    try:
+        return _HASHER.verify(password_hash or _DUMMY_HASH, password) and bool(password_hash)
+    except (VerifyMismatchError, InvalidHashError):
+        return False
+
+
+def sign_in(
+    uow: UnitOfWork,
+    *,
+    username: str,
+    password: str,
+    now: datetime,
+    address: str | None,
+    policy: ConsoleSettings,
+) -> SignedIn:
+    """Check the password and open a console session. Raises LoginRefused (wrong username or
+    password, or an inactive user) or AccountLocked (too many wrong passwords in a row)."""
+    with uow:
+        session = uow.session
+        user = session.execute(
+            sa.select(User).where(col(User.username) == username.strip()).with_for_update()
+        ).scalar_one_or_none()
+        if user is None or user.role is UserRole.SYSTEM:
+            verify_password(None, password)  # same time as a known user
+            raise LoginRefused("wrong username or password")
+        if is_locked(user.locked_until, now):
+            assert user.locked_until is not None
+            raise AccountLocked(user.locked_until)
+        if not verify_password(user.password_hash, password) or not user.is_active:
+            state = after_failure(
+                LoginState(user.failed_logins, user.locked_until),
+                now=now,
+                max_failures=policy.max_failed_logins,
+                lockout=policy.lockout,
+            )
+            user.failed_logins = state.failed_logins
+            user.locked_until = state.locked_until
+            uow.commit()
+            if is_locked(state.locked_until, now):
+                assert state.locked_until is not None
+                raise AccountLocked(state.locked_until)
+            raise LoginRefused("wrong username or password")
+        user.failed_logins = 0
+        user.locked_until = None
+        token = secrets.token_urlsafe(32)
+        csrf_token = secrets.token_urlsafe(32)
+        assert user.id is not None
+        session.add(
+            WebSession(
+                token_hash=hash_token(token),
+                user_id=user.id,
+                csrf_token=csrf_token,
+                created_at=now,
+                last_seen_at=now,
+                expires_at=now + policy.max_age,
+                address=address,
+            )
+        )
+        uow.commit()
+        return SignedIn(user=user, token=token, csrf_token=csrf_token)
+
+
+def session_user(
+    uow: UnitOfWork, *, token: str, now: datetime, policy: ConsoleSettings
+) -> tuple[User, str] | None:
+    """The active user of a live console session and the session's CSRF token, else None."""
+    with uow:
+        session = uow.session
+        row = session.execute(
+            sa.select(WebSession, User)
+            .join(User, col(User.id) == col(WebSession.user_id))
+            .where(col(WebSession.token_hash) == hash_token(token))
+        ).first()
+        if row is None:
+            return None
+        web, user = row
+        alive = session_alive(
+            created_at=web.created_at,
+            last_seen_at=web.last_seen_at,
+            ended_at=web.ended_at,
+            now=now,
+            idle_timeout=policy.idle_timeout,
+            max_age=policy.max_age,
+        )
+        if not alive or not user.is_active:
+            return None
+        if now - web.last_seen_at >= _TOUCH_EVERY:
+            web.last_seen_at = now
+            uow.commit()
+        return user, web.csrf_token
+
+
+def sign_out(uow: UnitOfWork, *, token: str, now: datetime) -> None:
+    """End the session; its cookie opens nothing from now on."""
+    with uow:
+        uow.session.execute(
+            sa.update(WebSession)
+            .where(
+                col(WebSession.token_hash) == hash_token(token), col(WebSession.ended_at).is_(None)
+            )
+            .values(ended_at=now)
+        )
+        uow.commit()

@@ -152,3 +152,36 @@ def window_intervals(
 def open_zones(at: datetime, zones: Sequence[str], windows: Sequence[Window]) -> list[str]:
     """The zones, among `zones`, whose calling window is open at `at`."""
     return [name for name in zones if is_open(at, ZoneInfo(name), windows)]
+
+
+def call_slots(
+    start: datetime,
+    end: datetime,
+    zone: ZoneInfo,
+    windows: Sequence[Window],
+    *,
+    step: timedelta,
+    limit: int = 500,
+) -> list[datetime]:
+    """The instants after `start` and before `end` that are inside a window and fall on a
+    whole `step` of the customer's local clock (10:00, 10:15, …): the times a person may
+    pick to be called back at (rule CB-5). In UTC, in order, at most `limit` of them."""
+    if step <= timedelta(0):
+        raise ValueError("step must be positive")
+    slots: list[datetime] = []
+    for opens, closes in window_intervals(start, end, zone, windows):
+        local = opens.astimezone(zone)
+        into_day = timedelta(
+            hours=local.hour,
+            minutes=local.minute,
+            seconds=local.second,
+            microseconds=local.microsecond,
+        )
+        slot = opens + (-into_day) % step  # the first whole step at or after the opening
+        while slot < closes:
+            if len(slots) >= limit:
+                return slots
+            if slot > start:
+                slots.append(slot)
+            slot += step
+    return slots

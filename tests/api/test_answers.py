@@ -11,6 +11,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from callcenter.clock import FixedClock
+from callcenter.config import CallbackType
 from callcenter.db import Database
 from callcenter.questionnaires.loader import load_scripts, shipped_scripts_dir
 from callcenter.questionnaires.service import sync_scripts
@@ -216,7 +217,7 @@ def test_a_callback_keeps_the_script_version_it_was_created_with(
     assert "您家的电话（宽带）装好了吗" in new_script.json()["questions"][0]["text"]
     # Loading the same scripts again creates nothing.
     again = sync_scripts(database.uow(), scripts=load_scripts(edited), now=clock.now())
-    assert len(again) == 7
+    assert len(again) == len(CallbackType)
 
 
 def test_a_follow_up_work_order_is_due_within_15_minutes(

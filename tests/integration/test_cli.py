@@ -34,6 +34,10 @@ SUBCOMMANDS = [
     ["scripts"],
     ["scripts", "lint"],
     ["scripts", "show"],
+    ["ivr"],
+    ["ivr", "call"],
+    ["db", "backup"],
+    ["db", "restore"],
 ]
 
 

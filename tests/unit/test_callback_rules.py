@@ -86,6 +86,8 @@ EXPECTED_DEFAULT_DEADLINES = {
     CallbackType.INSTALL_DELAY: (96 * H, 96 * H + 8 * H, 96 * H + 24 * H),
     CallbackType.FAULT_DELAY: (4 * H, 5 * H, 8 * H),
     CallbackType.COMPLAINT_CONTACT: (timedelta(0), timedelta(minutes=30), 24 * H),
+    # rule RT-4: from the first window of the day the lost customer named
+    CallbackType.WIN_BACK: (timedelta(0), 24 * H, 7 * 24 * H),
 }
 
 
@@ -309,8 +311,11 @@ def test_check_transition_accepts_exactly_the_allowed_ones(
 
 
 def test_events_map_to_callback_types() -> None:
-    # every callback type has exactly one event that creates it
-    assert sorted(CALLBACK_FOR_EVENT.values()) == sorted(CallbackType)
+    # every callback type has exactly one event that creates it, but the win-back callback:
+    # a lost retention case creates that one (rule RT-4)
+    assert sorted(CALLBACK_FOR_EVENT.values()) == sorted(
+        set(CallbackType) - {CallbackType.WIN_BACK}
+    )
     assert set(CALLBACK_FOR_EVENT) == set(EventType)
     # rule CB-7: a proactive contact is closed by the event that makes it pointless
     assert CLOSED_BY == {

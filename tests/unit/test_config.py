@@ -391,3 +391,52 @@ def test_a_rules_file_that_is_not_toml_is_an_error(
         load_settings()
     assert "rules_file" in str(caught.value)
     assert "not valid TOML" in str(caught.value)
+
+
+# --- secrets (production never runs on a default or a placeholder) --------------------
+
+
+def test_production_refuses_the_development_database() -> None:
+    with pytest.raises(SettingsError, match="database_url: production needs"):
+        load_settings(environment="production")
+
+
+@pytest.mark.parametrize("password", ["change-me", "password", "xxxxx", "…"])
+def test_production_refuses_a_placeholder_password(password: str) -> None:
+    url = f"postgresql+psycopg://callcenter:{password}@db:5432/callcenter"
+    with pytest.raises(SettingsError, match="placeholder"):
+        load_settings(environment="production", database_url=url)
+
+
+def test_production_accepts_a_real_password_and_development_anything() -> None:
+    url = "postgresql+psycopg://callcenter:Vq7-kd93_xLm@db:5432/callcenter"
+    assert load_settings(environment="production", database_url=url).database_url == url
+    assert load_settings(database_url="postgresql+psycopg://u:change-me@db/x").database_url
+
+
+def test_secrets_come_from_files_in_the_secrets_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = "postgresql+psycopg://callcenter:from-a-file-9f2@db:5432/callcenter"
+    (tmp_path / "CALLCENTER_DATABASE_URL").write_text(url + "\n")
+    monkeypatch.setenv("CALLCENTER_SECRETS_DIR", str(tmp_path))
+    monkeypatch.delenv("CALLCENTER_DATABASE_URL", raising=False)
+    settings = load_settings(environment="production")
+    assert settings.database_url == url
+
+
+def test_a_missing_secrets_dir_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CALLCENTER_SECRETS_DIR", "/nonexistent/secrets")
+    with pytest.raises(SettingsError, match="CALLCENTER_SECRETS_DIR"):
+        load_settings()
+
+
+def test_a_secret_file_sets_a_nested_setting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "CALLCENTER_TELEPHONY__AUTH_TOKEN").write_text("from-a-file-token")
+    monkeypatch.setenv("CALLCENTER_SECRETS_DIR", str(tmp_path))
+    monkeypatch.setenv("CALLCENTER_TELEPHONY__ACCOUNT_SID", "AC0123")
+    monkeypatch.setenv("CALLCENTER_TELEPHONY__FROM_NUMBER", "+865910000000")
+    token = load_settings().telephony.auth_token
+    assert token is not None and token.get_secret_value() == "from-a-file-token"

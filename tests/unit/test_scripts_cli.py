@@ -15,7 +15,7 @@ runner = CliRunner()
 def test_lint_passes_on_the_shipped_scripts() -> None:
     result = runner.invoke(scripts_app, ["lint"])
     assert result.exit_code == 0, result.output
-    assert result.stdout.strip() == "OK: 7 scripts"
+    assert result.stdout.strip() == "OK: 8 scripts"
 
 
 def test_lint_on_a_good_copy(tmp_path: Path) -> None:
@@ -23,7 +23,7 @@ def test_lint_on_a_good_copy(tmp_path: Path) -> None:
     shutil.copytree(shipped_scripts_dir(), copy)
     result = runner.invoke(scripts_app, ["lint", str(copy)])
     assert result.exit_code == 0, result.output
-    assert "OK: 7 scripts" in result.stdout
+    assert "OK: 8 scripts" in result.stdout
 
 
 def test_lint_fails_with_file_and_line_on_a_broken_copy(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from callcenter.config import WindowSpec
 from callcenter.windows.rules import (
     NaiveInstant,
+    call_slots,
     is_open,
     next_close,
     next_open,
@@ -411,3 +412,49 @@ def test_open_zones_keeps_order_and_filters_by_local_time(
     assert found == [n for n in names if n in found]  # a subsequence, in the given order
     for name in names:
         assert (name in found) is oracle_is_open(at, ZoneInfo(name), windows)
+
+
+# --- call_slots: the times offered to a customer who asks to be called back ----------------
+
+
+@FAST
+@given(
+    start=instants_for(SHANGHAI, DEFAULT_WINDOWS) | instants_for(NEW_YORK, DEFAULT_WINDOWS),
+    hours=st.integers(min_value=0, max_value=48),
+    zone=st.sampled_from([SHANGHAI, NEW_YORK]),
+    step=st.sampled_from([15, 30, 60]),
+)
+def test_call_slots_are_inside_windows_on_whole_steps_and_none_is_missed(
+    start: datetime, hours: int, zone: ZoneInfo, step: int
+) -> None:
+    end = start + timedelta(hours=hours)
+    slots = call_slots(start, end, zone, DEFAULT_WINDOWS, step=timedelta(minutes=step))
+    for slot in slots:  # rule CB-5: only times inside a window, before the hard limit
+        assert start < slot < end
+        assert is_open(slot, zone, DEFAULT_WINDOWS)
+        local = slot.astimezone(zone)
+        assert (local.hour * 60 + local.minute) % step == 0 and local.second == 0
+    assert slots == sorted(set(slots))
+    # None missed: every whole step of the local clock inside a window between the two.
+    expected = [
+        at
+        for at in grid(start.replace(second=0, microsecond=0), end)
+        if start < at < end
+        and is_open(at, zone, DEFAULT_WINDOWS)
+        and (at.astimezone(zone).hour * 60 + at.astimezone(zone).minute) % step == 0
+        and at.astimezone(zone).second == 0
+    ]
+    assert slots == expected
+
+
+def test_call_slots_on_a_known_afternoon() -> None:
+    # 11:40 Shanghai, limit 15:10: 11:45 in the morning window, then 14:30 … 15:00.
+    start = datetime(2026, 11, 25, 3, 40, tzinfo=UTC)
+    end = datetime(2026, 11, 25, 7, 10, tzinfo=UTC)
+    slots = call_slots(start, end, SHANGHAI, DEFAULT_WINDOWS, step=timedelta(minutes=15))
+    assert [s.astimezone(SHANGHAI).strftime("%H:%M") for s in slots] == [
+        "11:45",
+        "14:30",
+        "14:45",
+        "15:00",
+    ]
