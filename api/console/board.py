@@ -24,6 +24,7 @@ from callcenter.callbacks.rules import CallbackStatus
 from callcenter.config import CallbackType, Settings
 from callcenter.errors import Conflict, InvalidField, NotFound
 from callcenter.workdays import WorkdayCalendar, calendar_warnings
+from callcenter.workorders.service import hand_over
 
 router = APIRouter(prefix="/console/board", include_in_schema=False)
 
@@ -79,6 +80,10 @@ def board_page(
         message = _("Callback %(id)s now waits for %(agent)s.") % {
             "id": flash.get("reassigned"),
             "agent": flash.get("to", ""),
+        }
+    elif "handed_over" in flash:
+        message = _("Work order %(id)s is recorded as handed over.") % {
+            "id": flash.get("handed_over")
         }
     elif "released" in flash:
         message = _("The lease on callback %(id)s was released: it is back in the queue.") % {
@@ -147,3 +152,27 @@ def release_callback(
             request, session, uow, now, settings, "board.html", error=error, status_code=409
         )
     return RedirectResponse(f"/console/board?released={callback_id}", status_code=303)
+
+
+@router.post("/workorders/{work_order_id}/hand-over")
+def hand_over_work_order(
+    work_order_id: int,
+    request: Request,
+    uow: UowDep,
+    now: NowDep,
+    settings: SettingsDep,
+    session: BoardForm,
+) -> Response:
+    """The supervisor records that the work order went to the team that takes it (KPI-3)."""
+    _ = gettext(session.lang)
+    try:
+        hand_over(uow, work_order_id=work_order_id, user=session.user, now=now)
+    except (Conflict, NotFound) as exc:
+        error = _("Work order %(id)s was not handed over: %(reason)s") % {
+            "id": work_order_id,
+            "reason": str(exc),
+        }
+        return _board(
+            request, session, uow, now, settings, "board.html", error=error, status_code=409
+        )
+    return RedirectResponse(f"/console/board?handed_over={work_order_id}", status_code=303)

@@ -3,11 +3,12 @@
 from typing import Annotated
 
 from fastapi import APIRouter, Query, status
+from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import AUTH_ERRORS, Caller, NowDep, Overseer, SettingsDep, UowDep
+from api.deps import AUTH_ERRORS, Caller, NowDep, Overseer, SettingsDep, Supervising, UowDep
 from callcenter.workorders.models import WorkOrderKind, WorkOrderStatus
 from callcenter.workorders.schemas import FollowUpCreate, WorkOrderPage, WorkOrderRead
-from callcenter.workorders.service import create_follow_up, list_work_orders
+from callcenter.workorders.service import create_follow_up, hand_over, list_work_orders
 
 router = APIRouter(prefix="/api/v1", tags=["work orders"])
 
@@ -38,6 +39,29 @@ def post_follow_up(
         follow_up=body,
         now=now,
         config=settings.rules,
+    )
+
+
+class HandOver(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    team: str | None = Field(default=None, max_length=64, description="Who takes it now.")
+
+
+@router.post(
+    "/workorders/{work_order_id}/hand-over",
+    summary="Record that a work order was handed over (feeds KPI-3)",
+    responses={
+        **AUTH_ERRORS,
+        404: {"description": "No such work order."},
+        409: {"description": "It was handed over or closed already."},
+    },
+)
+def post_hand_over(
+    work_order_id: int, uow: UowDep, now: NowDep, user: Supervising, body: HandOver | None = None
+) -> WorkOrderRead:
+    return hand_over(
+        uow, work_order_id=work_order_id, user=user, now=now, team=body.team if body else None
     )
 
 

@@ -11,7 +11,7 @@ from callcenter.callbacks.models import Callback
 from callcenter.config import RulesConfig
 from callcenter.customers.models import Customer
 from callcenter.db import UnitOfWork
-from callcenter.errors import NotFound
+from callcenter.errors import Conflict, NotFound
 from callcenter.users.models import User
 from callcenter.workorders.models import WorkOrder, WorkOrderKind, WorkOrderStatus
 from callcenter.workorders.schemas import FollowUpCreate, WorkOrderPage, WorkOrderRead
@@ -113,3 +113,33 @@ def list_work_orders(
         )
         items = [_read(order, cust, name, now) for order, cust, name in session.execute(stmt)]
     return WorkOrderPage(items=items, total=total, limit=limit, offset=offset)
+
+
+def hand_over(
+    uow: UnitOfWork, *, work_order_id: int, user: User, now: datetime, team: str | None = None
+) -> WorkOrderRead:
+    """Record that an open work order was handed to the team that takes it (rule SV-5; the
+    hand-over time feeds KPI-3, transfer timeliness). Only once: a second hand-over, or one
+    of a closed order, is a Conflict."""
+    with uow:
+        session = uow.session
+        order = session.get(WorkOrder, work_order_id, with_for_update=True)
+        if order is None:
+            raise NotFound(f"work order {work_order_id} does not exist")
+        if order.status is not WorkOrderStatus.OPEN:
+            raise Conflict(f"work order {work_order_id} is {order.status}: only an open one")
+        order.status = WorkOrderStatus.HANDED_OVER
+        order.handed_over_at = now
+        if team:
+            order.team = team
+        session.flush()
+        customer = session.get(Customer, order.customer_id) if order.customer_id else None
+        creator = session.get(User, order.created_by_id) if order.created_by_id else None
+        result = _read(
+            order,
+            customer.external_id if customer else None,
+            creator.username if creator else None,
+            now,
+        )
+        uow.commit()
+        return result

@@ -377,3 +377,36 @@ def test_reassign_and_release_through_the_api(
     assert claimed.json()["callback"]["id"] == callback_id
     released = client.post(f"/api/v1/callbacks/{callback_id}/release", headers=sup)
     assert released.status_code == 200 and released.json()["status"] == "pending"
+
+
+def test_a_supervisor_records_a_work_order_handed_over_once(
+    client: TestClient, users: Users, database: Database
+) -> None:
+    callback_id = queue_install(client, users)
+    sign_in(client, users, "agent1", UserRole.AGENT)
+    page = take(client)
+    client.post(
+        f"/console/desk/{callback_id}/follow-up",
+        data={"csrf_token": csrf_of(page), "subject": "宽带测速慢"},
+    )
+    with database.uow() as uow:
+        order_id = uow.session.execute(sa.select(WorkOrder.id)).scalar_one()  # type: ignore[call-overload]
+    agent_try = client.post(
+        f"/api/v1/workorders/{order_id}/hand-over", headers=users.headers("agent1")
+    )
+    assert agent_try.status_code == 403
+    sign_in(client, users, "sup1", UserRole.SUPERVISOR)
+    response = post_form(
+        client, "/console/board", f"/console/board/workorders/{order_id}/hand-over"
+    )
+    assert response.status_code == 303
+    assert "已记为转交" in client.get(response.headers["location"]).text
+    with database.uow() as uow:
+        order = uow.session.get_one(WorkOrder, order_id)
+    assert order.status == "handed_over" and order.handed_over_at == IN_WINDOW  # KPI-3
+    again = client.post(
+        f"/api/v1/workorders/{order_id}/hand-over",
+        json={"team": "装维班"},
+        headers=users.headers("sup1", UserRole.SUPERVISOR),
+    )
+    assert again.status_code == 409
