@@ -2,7 +2,8 @@
 
     python -m bench.run_all                 # everything, full sizes (about 6-10 minutes)
     python -m bench.run_all --quick         # smaller sizes, to try it out
-    python -m bench.run_all --only intake   # one of: intake, claims, claim-cost, forecast, ivr
+    python -m bench.run_all --only intake   # one of: intake, claims, claim-cost, forecast,
+                                            # ivr, console, reports
 
 Each benchmark creates, migrates and drops its own PostgreSQL database (CALLCENTER_BENCH_DB,
 default callcenter_bench). With py-spy installed (`pip install py-spy`, not a project
@@ -23,7 +24,15 @@ from types import ModuleType
 from typing import Any
 
 import callcenter
-from bench import bench_claim_cost, bench_claims, bench_forecast, bench_intake, bench_ivr
+from bench import (
+    bench_claim_cost,
+    bench_claims,
+    bench_console,
+    bench_forecast,
+    bench_intake,
+    bench_ivr,
+    bench_reports,
+)
 from bench.common import PROJECT, Check, Profile, Report, checks_table, log, machine_info
 
 STEPS: dict[str, ModuleType] = {
@@ -32,6 +41,8 @@ STEPS: dict[str, ModuleType] = {
     "claim-cost": bench_claim_cost,
     "forecast": bench_forecast,
     "ivr": bench_ivr,
+    "console": bench_console,
+    "reports": bench_reports,
 }
 QUICK: dict[str, Any] = {
     "events": 10_000,
