@@ -13,8 +13,8 @@
    simulated instant of every call it is asked to place. Run at 1 call/s (Twilio's default)
    and at 5 calls/s.
 2. The webhooks: `callcenter serve --no-scheduler --workers 1` against the same database,
-   and simulated callers (asyncio + httpx, in this process) playing Twilio's part, every
-   request signed as Twilio signs it.
+   and simulated callers (asyncio on uvloop, plain HTTP/1.1, in this process) playing
+   Twilio's part, every request signed as Twilio signs it.
    a. The target: 200 calls live at every moment, each paced like a phone call (see `Pace`:
       the status callbacks spaced by call set-up and ringing, each TwiML answer spoken at a
       speaking rate before the customer presses a key after a human reaction time, the
@@ -37,13 +37,14 @@ import os
 import random
 import re
 import time
+import urllib.parse
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
+import uvloop
 
 from bench.common import (
     Check,
@@ -77,6 +78,7 @@ from scheduler import jobs
 DATABASE = "callcenter_bench_ivr"
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 SECTION = "## IVR: the dialer's rate limit and the webhooks' latency"
+EARLIER = "### Earlier runs"  # kept when the section is written again
 # Wednesday 10:00 in Shanghai: the morning window is open for the whole run.
 NOW = dt.datetime(2026, 11, 25, 2, 0, tzinfo=dt.UTC)
 P99_TARGET_MS = 20.0
@@ -259,12 +261,76 @@ class Tally:
     ran_out: bool = False
 
 
+class Client:
+    """Form POSTs over HTTP/1.1 on asyncio streams, with kept-alive connections: far cheaper
+    than a general HTTP client, so that the callers take little of the cores they share with
+    the server (the server's throughput is what the saturation run is after). A connection
+    idle for `idle_limit` seconds is dropped before uvicorn's keep-alive timeout (5 s) can
+    close it under a request; a call paused longer opens a new one, as Twilio would."""
+
+    def __init__(self, base_url: str, idle_limit: float = 4.0) -> None:
+        split = urllib.parse.urlsplit(base_url)
+        assert split.hostname is not None and split.port is not None
+        self.host, self.port = split.hostname, split.port
+        self.idle_limit = idle_limit
+        self._idle: list[tuple[float, asyncio.StreamReader, asyncio.StreamWriter]] = []
+
+    async def _connection(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, bool]:
+        now = time.perf_counter()
+        while self._idle:
+            since, reader, writer = self._idle.pop()
+            if now - since < self.idle_limit:
+                return reader, writer, True
+            writer.close()
+        reader, writer = await asyncio.open_connection(self.host, self.port)
+        return reader, writer, False
+
+    async def post(
+        self, url: str, params: dict[str, str], headers: dict[str, str]
+    ) -> tuple[int, str]:
+        """The status and the body of the answer."""
+        split = urllib.parse.urlsplit(url)
+        target = split.path + (f"?{split.query}" if split.query else "")
+        body = urllib.parse.urlencode(params).encode()
+        extra = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+        message = (
+            f"POST {target} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
+            "Content-Type: application/x-www-form-urlencoded\r\n"
+            f"Content-Length: {len(body)}\r\n{extra}\r\n"
+        ).encode() + body
+        for _ in range(2):
+            reader, writer, reused = await self._connection()
+            writer.write(message)
+            try:
+                head = await reader.readuntil(b"\r\n\r\n")
+            except (asyncio.IncompleteReadError, ConnectionError) as exc:
+                writer.close()
+                partial = getattr(exc, "partial", b"")
+                if reused and not partial:
+                    continue  # closed by the server while idle: nothing was read, send again
+                raise
+            lines = head.decode("latin-1").split("\r\n")
+            status = int(lines[0].split(" ", 2)[1])
+            fields = dict(line.lower().split(": ", 1) for line in lines[1:] if ": " in line)
+            length = int(fields.get("content-length", "0"))
+            text = (await reader.readexactly(length)).decode() if length else ""
+            if fields.get("connection") == "close":
+                writer.close()
+            else:
+                self._idle.append((time.perf_counter(), reader, writer))
+            return status, text
+        raise ConnectionError(f"{url}: the connection closed twice")
+
+    async def close(self) -> None:
+        for _, _, writer in self._idle:
+            writer.close()
+        self._idle.clear()
+
+
 class Caller:
     """Plays Twilio's part in calls, one after the other, paced by `pace` (None: no pause)."""
 
-    def __init__(
-        self, client: httpx.AsyncClient, pace: Pace | None, tally: Tally, stop_at: float
-    ) -> None:
+    def __init__(self, client: Client, pace: Pace | None, tally: Tally, stop_at: float) -> None:
         self.client = client
         self.pace = pace
         self.tally = tally
@@ -276,15 +342,15 @@ class Caller:
         headers = {HEADER: sign(KEY, url, params)}
         begun = time.perf_counter()
         try:
-            response = await self.client.post(url, data=params, headers=headers)
-        except httpx.TransportError as exc:
+            status, text = await self.client.post(url, params, headers)
+        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
             self.tally.errors.append(f"{url}: {type(exc).__name__} {exc}")
             raise Stop from exc
         self.tally.requests.append((begun, kind, time.perf_counter() - begun))
-        if response.status_code >= 300:
-            self.tally.errors.append(f"{url}: {response.status_code} {response.text[:200]}")
+        if status >= 300:
+            self.tally.errors.append(f"{url}: {status} {text[:200]}")
             raise Stop
-        return response.text
+        return text
 
     async def wait(self, seconds: float) -> None:
         if self.pace is not None and seconds > 0:
@@ -354,7 +420,7 @@ class Caller:
 
 
 async def keep_live(
-    client: httpx.AsyncClient,
+    client: Client,
     calls: Iterator[tuple[CallRequest, str]],
     *,
     count: int,
@@ -441,7 +507,7 @@ def per_second(tally: Tally, begin: float, end: float) -> tuple[int, int]:
 
 
 async def paced_run(
-    client: httpx.AsyncClient,
+    client: Client,
     calls: Iterator[tuple[CallRequest, str]],
     server: Server,
     args: argparse.Namespace,
@@ -491,7 +557,7 @@ async def paced_run(
 
 
 async def saturation_run(
-    client: httpx.AsyncClient,
+    client: Client,
     calls: Iterator[tuple[CallRequest, str]],
     server: Server,
     args: argparse.Namespace,
@@ -526,6 +592,7 @@ async def saturation_run(
         "rate": len(kinds["all"]) / args.saturation_seconds,
         "server_ms": usage["server_cpu_s"] / answered * 1000 if answered else float("nan"),
         "postgres_ms": usage["postgres_cpu_s"] / answered * 1000 if answered else float("nan"),
+        "usage": usage,
         "errors": tally.errors,
         "ran_out": tally.ran_out,
         "profile": profile.summary() if args.profile else "",
@@ -571,24 +638,22 @@ def webhook_run(url: str, args: argparse.Namespace) -> dict[str, Any]:
         with server:
 
             async def both() -> tuple[dict[str, Any], dict[str, Any]]:
-                # Idle connections are dropped before uvicorn's keep-alive timeout (5 s) can
-                # close them under a request; a call paused longer opens a new one.
-                limits = httpx.Limits(
-                    max_connections=args.calls * 2,
-                    max_keepalive_connections=args.calls * 2,
-                    keepalive_expiry=4.0,
+                client = Client(public)
+                log(
+                    f"webhooks: {args.calls} live paced calls, {args.warmup:g} s warm-up, "
+                    f"{args.seconds:g} s measured"
                 )
-                async with httpx.AsyncClient(timeout=60, limits=limits) as client:
-                    log(
-                        f"webhooks: {args.calls} live paced calls, {args.warmup:g} s warm-up, "
-                        f"{args.seconds:g} s measured"
-                    )
-                    first = await paced_run(client, iter(calls[:paced]), server, args)
-                    log(f"webhooks: saturation, {args.saturation_seconds:g} s")
-                    second = await saturation_run(client, iter(calls[paced:]), server, args)
-                    return first, second
+                first = await paced_run(client, iter(calls[:paced]), server, args)
+                await client.close()
+                # A client of its own: no connection left idle by the paced calls.
+                client = Client(public)
+                log(f"webhooks: saturation, {args.saturation_seconds:g} s")
+                second = await saturation_run(client, iter(calls[paced:]), server, args)
+                await client.close()
+                return first, second
 
-            paced_result, saturation = asyncio.run(both())
+            with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+                paced_result, saturation = runner.run(both())
             errors = server.errors_in_log()
     finally:
         for name, value in saved.items():
@@ -630,6 +695,9 @@ def run(args: argparse.Namespace) -> Report:
         )
     hooks = webhook_run(url, args)
     paced, saturation = hooks["paced"], hooks["saturation"]
+    for run_name, failures in (("paced", paced["errors"]), ("saturation", saturation["errors"])):
+        for failure in failures[:5]:
+            log(f"failed webhook ({run_name}): {failure}")
     every = paced["kinds"]["all"]
     held = paced["live"][0] == args.calls and not paced["ran_out"]
     failed = paced["errors"] or hooks["server_errors"]
@@ -680,7 +748,8 @@ def run(args: argparse.Namespace) -> Report:
     duration = paced["duration"]
     report.details += [
         f"Webhooks: `callcenter serve --workers 1` on PostgreSQL; the simulated callers (asyncio "
-        f"+ httpx in the benchmark's process) share the machine's {cores} cores with it and "
+        "on uvloop, plain HTTP/1.1 with kept-alive connections, in the benchmark's process) "
+        f"share the machine's {cores} cores with it and "
         "with PostgreSQL. Every request is signed as Twilio signs it and verified by the server.",
         "",
         f"**The target run: {args.calls} live calls, paced like phone calls.** Each call is "
@@ -725,7 +794,8 @@ def run(args: argparse.Namespace) -> Report:
         f"{fmt_summary(saturation['kinds']['all'])}"
         + ("; **the calls ran out**" if saturation["ran_out"] else "")
         + f"; {len(saturation['errors'])} failed webhooks. CPU per request: API server "
-        f"{saturation['server_ms']:.2f} ms, PostgreSQL {saturation['postgres_ms']:.2f} ms.",
+        f"{saturation['server_ms']:.2f} ms, PostgreSQL {saturation['postgres_ms']:.2f} ms; "
+        f"{describe_cpu(saturation['usage'])}.",
         "",
         "Run: `python -m bench.bench_ivr` (replaces this section of bench/RESULTS.md).",
     ]
@@ -752,7 +822,12 @@ def append_results(report: Report) -> None:
         ]
     )
     pattern = re.compile(re.escape(SECTION) + r".*?(?=\n## |\Z)", re.DOTALL)
-    if pattern.search(text):
+    found = pattern.search(text)
+    if found:
+        # The earlier runs noted by hand at the end of the section stay.
+        earlier = found.group(0).find(EARLIER)
+        if earlier >= 0:
+            section = section.rstrip("\n") + "\n\n" + found.group(0)[earlier:].strip("\n") + "\n"
         text = pattern.sub(lambda _: section.rstrip("\n") + "\n", text)
     else:
         text = text.rstrip("\n") + "\n\n" + section

@@ -106,37 +106,65 @@ _CALL_COLUMNS = (
     _CALLS.c.provider_sid,
     _CALLS.c.answered_by,
 )
-# The call, with what its survey needs of its callback, customer and script version.
-_CALL_WITH_SURVEY = (
+# Calls, with what their survey needs of their callback, customer and script version.
+_WITH_SURVEY = sa.select(
+    *_CALL_COLUMNS,
+    _CALLBACKS.c.script_version_id,
+    _CALLBACKS.c.type.label("callback_type"),
+    _CALLBACKS.c.order_id,
+    _CALLBACKS.c.due_at,
+    _CUSTOMERS.c.name.label("customer_name"),
+    _CUSTOMERS.c.title.label("customer_title"),
+    _VERSIONS.c.fingerprint,
+).select_from(
+    _CALLS.join(_CALLBACKS, _CALLBACKS.c.id == _CALLS.c.callback_id)
+    .join(_CUSTOMERS, _CUSTOMERS.c.id == _CALLBACKS.c.customer_id)
+    .outerjoin(_VERSIONS, _VERSIONS.c.id == _CALLBACKS.c.script_version_id)
+)
+# A call's webhooks take turns: each that reads the call locks its row first.
+_LOCK_CALL_WITH_SURVEY = _WITH_SURVEY.where(_CALLS.c.ref == sa.bindparam("ref")).with_for_update(
+    of=_CALLS
+)
+_CALL_STATUS = sa.select(_CALLS.c.status).where(_CALLS.c.ref == sa.bindparam("ref"))
+# The answers on a callback (kind 0) and the steps of a call (kind 1), in one round trip.
+_ANSWERS_AND_STEPS = sa.union_all(
     sa.select(
-        *_CALL_COLUMNS,
-        _CALLBACKS.c.script_version_id,
-        _CALLBACKS.c.type.label("callback_type"),
-        _CALLBACKS.c.order_id,
-        _CALLBACKS.c.due_at,
-        _CUSTOMERS.c.name.label("customer_name"),
-        _CUSTOMERS.c.title.label("customer_title"),
-        _VERSIONS.c.fingerprint,
+        sa.literal(0).label("kind"),
+        _ANSWERS.c.id,
+        _ANSWERS.c.question_id,
+        _ANSWERS.c.value,
+        _ANSWERS.c.corrects_id,
+        sa.null().label("try_number"),
+        sa.null().label("result"),
+    ).where(_ANSWERS.c.callback_id == sa.bindparam("callback_id")),
+    sa.select(
+        sa.literal(1),
+        _STEPS.c.id,
+        _STEPS.c.question_id,
+        sa.null(),
+        sa.null(),
+        _STEPS.c.try_number,
+        _STEPS.c.result,
+    ).where(_STEPS.c.ivr_call_id == sa.bindparam("call_id")),
+).order_by(sa.literal_column("kind"), sa.literal_column("id"))
+# A status that moves the call on, in one statement (no transaction around it): only from
+# the statuses given (those it advances), keeping the provider's id once known.
+_ADVANCE_CALL = (
+    sa.update(_CALLS)
+    .where(
+        _CALLS.c.ref == sa.bindparam("b_ref"),
+        _CALLS.c.status.in_(sa.bindparam("b_from", expanding=True)),
     )
-    .select_from(
-        _CALLS.join(_CALLBACKS, _CALLBACKS.c.id == _CALLS.c.callback_id)
-        .join(_CUSTOMERS, _CUSTOMERS.c.id == _CALLBACKS.c.customer_id)
-        .outerjoin(_VERSIONS, _VERSIONS.c.id == _CALLBACKS.c.script_version_id)
+    .values(
+        status=sa.bindparam("b_status"),
+        provider_sid=sa.func.coalesce(
+            _CALLS.c.provider_sid, sa.bindparam("b_provider_sid", type_=sa.String())
+        ),
+        answered_by=sa.func.coalesce(
+            sa.bindparam("b_answered_by", type_=sa.String()), _CALLS.c.answered_by
+        ),
+        updated_at=sa.bindparam("b_updated_at"),
     )
-    .where(_CALLS.c.ref == sa.bindparam("ref"))
-)
-# A call's webhooks take turns: each locks the call's row first.
-_LOCK_CALL_WITH_SURVEY = _CALL_WITH_SURVEY.with_for_update(of=_CALLS)
-_LOCK_CALL = sa.select(*_CALL_COLUMNS).where(_CALLS.c.ref == sa.bindparam("ref")).with_for_update()
-_ANSWERS_OF = (
-    sa.select(_ANSWERS.c.id, _ANSWERS.c.question_id, _ANSWERS.c.value, _ANSWERS.c.corrects_id)
-    .where(_ANSWERS.c.callback_id == sa.bindparam("callback_id"))
-    .order_by(_ANSWERS.c.id)
-)
-_STEPS_OF = (
-    sa.select(_STEPS.c.question_id, _STEPS.c.try_number, _STEPS.c.result)
-    .where(_STEPS.c.ivr_call_id == sa.bindparam("call_id"))
-    .order_by(_STEPS.c.id)
 )
 _UPDATE_CALL = (
     sa.update(_CALLS)
@@ -160,7 +188,6 @@ _LOCK_CALLBACK = (
         _CALLBACKS.c.unreached_count,
         _CALLBACKS.c.due_at,
         _CALLBACKS.c.hard_due_at,
-        _CALLBACKS.c.script_version_id,
         _CUSTOMERS.c.timezone,
     )
     .select_from(_CALLBACKS.join(_CUSTOMERS, _CUSTOMERS.c.id == _CALLBACKS.c.customer_id))
@@ -516,7 +543,7 @@ def record_refused(
     settles it later — it is never placed a second time."""
     with uow:
         session = uow.session
-        call = session.connection().execute(_LOCK_CALL, {"ref": ref}).first()
+        call = session.connection().execute(_LOCK_CALL_WITH_SURVEY, {"ref": ref}).first()
         if call is None or call.status in FINAL:
             return
         if error.certain and call.status is CallStatus.QUEUED:
@@ -574,8 +601,7 @@ def settle_unconfirmed(
     with uow:
         session = uow.session
         stmt = (
-            sa.select(*_CALL_COLUMNS)
-            .where(
+            _WITH_SURVEY.where(
                 _active_call(),
                 sa.or_(
                     sa.and_(
@@ -588,7 +614,7 @@ def settle_unconfirmed(
             )
             .order_by(_CALLS.c.id)
             .limit(100)
-            .with_for_update(skip_locked=True)
+            .with_for_update(of=_CALLS, skip_locked=True)
         )
         for call in session.connection().execute(stmt).all():
             status, answered_by, duration = CallStatus.LOST, call.answered_by, None
@@ -715,20 +741,22 @@ class _Survey:
 
 
 def _survey(session: Session, call: _Row, now: datetime, lang: Lang) -> _Survey:
-    """The survey of a call (a row of `_CALL_WITH_SURVEY`): its script, what the IVR says,
-    the answers in force on its callback and this call's steps so far."""
+    """The survey of a call (a row of `_WITH_SURVEY`): its script, what the IVR says, the
+    answers in force on its callback and this call's steps so far."""
     assert call.script_version_id is not None and call.fingerprint is not None
     definition = _definition(session, call.script_version_id, call.fingerprint)
-    db = session.connection()
-    rows = db.execute(_ANSWERS_OF, {"callback_id": call.callback_id}).all()
+    params = {"callback_id": call.callback_id, "call_id": call.id}
+    rows = session.connection().execute(_ANSWERS_AND_STEPS, params).all()
+    given = [row for row in rows if row.kind == 0]
     # The answer in force for each question: the original, or its latest correction.
-    replaced = {row.corrects_id for row in rows if row.corrects_id is not None}
+    replaced = {row.corrects_id for row in given if row.corrects_id is not None}
     answers: dict[str, object] = {
-        row.question_id: row.value for row in rows if row.id not in replaced
+        row.question_id: row.value for row in given if row.id not in replaced
     }
     steps = [
-        rules.Step(question_id=row.question_id, try_number=row.try_number, result=row.result)
-        for row in db.execute(_STEPS_OF, {"call_id": call.id})
+        rules.Step(row.question_id, int(row.try_number), StepResult(row.result))
+        for row in rows
+        if row.kind == 1
     ]
     return _Survey(definition, _rendered(definition, call, now, lang), answers, steps)
 
@@ -903,19 +931,41 @@ def handle_status(
 ) -> CallStatus | None:
     """A status callback. A final status settles the call once; the same status again (the
     provider retries) or a late, older one changes nothing. The call's status after it."""
+    reported = rules.provider_status(hook.call_status or "")
     with uow:
         session = uow.session
-        row = session.connection().execute(_LOCK_CALL, {"ref": ref}).first()
+        if reported is not None and reported not in FINAL:
+            # The call goes on: one statement, on PostgreSQL outside any transaction.
+            options = (
+                {"isolation_level": "AUTOCOMMIT"}
+                if session.get_bind().dialect.name == "postgresql"
+                else {}
+            )
+            db = session.connection(execution_options=options)
+            moved = db.execute(
+                _ADVANCE_CALL,
+                {
+                    "b_ref": ref,
+                    "b_from": sorted(s for s in rules.ACTIVE if rules.advances(s, reported)),
+                    "b_status": reported,
+                    "b_provider_sid": hook.call_sid,
+                    "b_answered_by": hook.answered_by[:32] if hook.answered_by else None,
+                    "b_updated_at": now,
+                },
+            )
+            if moved.rowcount:
+                uow.commit()
+                return reported
+            # Sent again, late, or for no call of ours: nothing changes.
+            current: CallStatus | None = db.execute(_CALL_STATUS, {"ref": ref}).scalar()
+            return current
+        row = session.connection().execute(_LOCK_CALL_WITH_SURVEY, {"ref": ref}).first()
         if row is None:
             return None
-        current: CallStatus = row.status
-        reported = rules.provider_status(hook.call_status or "")
-        if reported is None or not rules.advances(current, reported):
-            return current
-        if reported not in FINAL:
-            session.connection().execute(_UPDATE_CALL, _noted(row, hook, now, reported))
-            uow.commit()
-            return reported
+        if reported is None or not rules.advances(row.status, reported):
+            status: CallStatus = row.status
+            return status
+        # The end of the call, once: an attempt, and what it does to the callback.
         _finalize(
             session,
             row,
@@ -944,7 +994,7 @@ def _finalize(
     duration: int | None = None,
     note: str | None = None,
 ) -> None:
-    """Settle a call (a row of `_CALL_COLUMNS`, locked): one attempt with the agents'
+    """Settle a call (a row of `_WITH_SURVEY`, locked): one attempt with the agents'
     outcomes, and what it does to the callback (rule SV-4: the attempt is inserted, never
     updated). `answered_by` replaces the call's when given; `provider_sid` is kept when the
     call has none yet."""
@@ -954,9 +1004,8 @@ def _finalize(
     end: Ask | End | None = None
     answered = 0
     complete = False
-    if status is CallStatus.COMPLETED and callback.script_version_id is not None:
-        row = db.execute(_CALL_WITH_SURVEY, {"ref": call.ref}).one()
-        survey = _survey(session, row, now, script_lang(telephony))
+    if status is CallStatus.COMPLETED and call.script_version_id is not None:
+        survey = _survey(session, call, now, script_lang(telephony))
         end = rules.next_action(survey.definition, survey.answers, survey.steps)
         answered = sum(step.result is StepResult.ANSWERED for step in survey.steps)
         asked_agent = isinstance(end, End) and end.reason is EndReason.AGENT_REQUESTED
