@@ -15,10 +15,14 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 ## run: migrate, load the demo data and serve on http://127.0.0.1:8000 (scheduler in-process)
+# The demo has repair callbacks made by the IVR (the local call simulator without a Twilio
+# account), so that the console's IVR page shows calls being placed and answered.
+DEMO_ENV := CALLCENTER_RULES__TYPES__REPAIR__CHANNEL=ivr
+
 run: $(STAMP)
 	$(BIN)/callcenter db upgrade
-	$(BIN)/callcenter demo load
-	$(BIN)/callcenter serve --host 127.0.0.1 --port 8000
+	$(DEMO_ENV) $(BIN)/callcenter demo load
+	$(DEMO_ENV) $(BIN)/callcenter serve --host 127.0.0.1 --port 8000
 
 ## test: lint, type-check and run the whole test suite (the browser tests too)
 test: lint browser-deps

@@ -8,7 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from api.console import board, desk, login, reports, retention
+from api.console import board, desk, ivr, login, reports, retention
 from api.console.web import STATIC_DIR, CsrfFailed, LoginRequired, PageForbidden, render
 
 
@@ -35,6 +35,7 @@ def install_console(app: FastAPI) -> None:
     app.include_router(login.router)
     app.include_router(desk.router)
     app.include_router(board.router)
+    app.include_router(ivr.router)
     app.include_router(retention.router)
     app.include_router(reports.router)
     app.add_exception_handler(LoginRequired, _login_required)

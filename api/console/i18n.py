@@ -69,6 +69,7 @@ def gettext_noop(message: str) -> str:
 _LAYOUTS = {
     "yyyy-MM-dd HH:mm": "%Y-%m-%d %H:%M",
     "MM-dd HH:mm": "%m-%d %H:%M",
+    "MM-dd HH:mm:ss": "%m-%d %H:%M:%S",
     "HH:mm": "%H:%M",
     "yyyy-MM-dd": "%Y-%m-%d",
 }

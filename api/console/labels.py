@@ -79,3 +79,25 @@ OFFER_KINDS = {
     "free_months": N_("Free months"),
     "speed_upgrade": N_("Speed upgrade"),
 }
+
+IVR_STATUSES = {
+    "queued": N_("Queued"),
+    "initiated": N_("Dialling"),
+    "ringing": N_("Ringing"),
+    "in_progress": N_("In progress"),
+    "completed": N_("Ended"),
+    "busy": N_("Busy"),
+    "no_answer": N_("No answer"),
+    "failed": N_("Failed"),
+    "canceled": N_("Cancelled"),
+    "lost": N_("Lost"),
+}
+
+DISPOSITIONS = {
+    "completed": N_("Completed"),
+    "to_agent": N_("To an agent"),
+    "retry": N_("Tried again later"),
+    "failed": N_("Failed"),
+    "expired": N_("Expired"),
+    "unchanged": N_("Closed meanwhile"),
+}

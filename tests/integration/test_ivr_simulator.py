@@ -24,8 +24,10 @@ from callcenter.questionnaires.loader import shipped_scripts
 from callcenter.questionnaires.service import list_answers, sync_scripts
 from callcenter.telephony import telephony_for
 from callcenter.telephony.simulator import SimulatedTelephony
+from callcenter.users.models import UserRole
 from scheduler import jobs
-from tests.conftest import IN_WINDOW
+from tests.conftest import IN_WINDOW, Users
+from tests.console.helpers import sign_in
 from tests.factories import event
 from tests.ivr_support import AppTransport, SimulatedSleep, ivr_rules
 
@@ -82,6 +84,14 @@ def test_the_simulator_plays_every_placed_call_to_its_end(
             if call.disposition is Disposition.COMPLETED:
                 assert callback.status is CallbackStatus.COMPLETED
                 assert list_answers(database.uow(), callback_id=call.callback_id)
+        # A supervisor watches them in the console: each call, its keys, how it ended.
+        sign_in(client, Users(database, clock), "sup1", UserRole.SUPERVISOR)
+        page = client.get("/console/ivr").text
+        assert "通话 (10)" in page
+        keyed = next(call for call in calls if any(step.digits for step in call.steps))
+        step = next(step for step in keyed.steps if step.digits)
+        assert f"{step.question_id}={step.digits}" in page
+        assert client.get("/console/ivr/panel").text.count("<tr>") == 1 + 10  # with the head
 
 
 def _dial_ten(
