@@ -14,7 +14,7 @@ from api.console.i18n import UiLang, gettext_noop, when
 from api.console.step_form import DESK_PREFIX, field_problems, offer_refused, parse_step
 from api.console.web import ConsoleSession, form_for, gettext, page_for, render
 from api.deps import CALLERS, NowDep, SettingsDep, UowDep
-from callcenter.callbacks.desk import desk, urgency
+from callcenter.callbacks.desk import desk, my_callbacks, urgency
 from callcenter.callbacks.rules import AttemptOutcome, CallBackTimeRefused
 from callcenter.callbacks.schemas import AttemptCreate
 from callcenter.callbacks.service import LeaseExpired, NotYourClaim, claim_next, record_attempt
@@ -98,6 +98,7 @@ def _desk_page(
             "view": view,
             "now": now,
             "urgency": {c.id: urgency(c, now=now, config=settings.rules) for c in held},
+            "personal": view.personal,
             "personal_urgent": [c for c in view.personal if c.available_at <= now],
             "grace": settings.rules.sla.personal_grace,
             "draft": draft or {},
@@ -140,27 +141,18 @@ def desk_page(
 
 
 @router.get("/mine")
-def my_callbacks(
+def my_callbacks_fragment(
     request: Request, uow: UowDep, now: NowDep, settings: SettingsDep, session: DeskPage
 ) -> Response:
     """The agent's own callbacks, as a fragment the desk refreshes by itself."""
-    lang = script_lang(session.lang)
-    view = desk(
-        uow,
-        agent=session.user,
-        now=now,
-        config=settings.rules,
-        step=timedelta(minutes=settings.console.call_back_step_minutes),
-        lang=lang,
-        forbidden=[],
-    )
+    personal = my_callbacks(uow, agent=session.user, now=now)
     return render(
         request,
         "_mine.html",
         {
-            "view": view,
+            "personal": personal,
             "now": now,
-            "personal_urgent": [c for c in view.personal if c.available_at <= now],
+            "personal_urgent": [c for c in personal if c.available_at <= now],
             "grace": settings.rules.sla.personal_grace,
         },
         session=session,

@@ -118,21 +118,7 @@ def desk(
             .scalars()
             .all()
         )
-        personal_ids = (
-            session.execute(
-                sa.select(col(Callback.id))
-                .where(
-                    col(Callback.assigned_agent_id) == agent.id,
-                    col(Callback.status) == CallbackStatus.PENDING,
-                )
-                .order_by(col(Callback.available_at))
-                .limit(50)
-            )
-            .scalars()
-            .all()
-        )
-        personal_views = callback_views(session, personal_ids, now=now)
-        personal = sorted(personal_views.values(), key=lambda v: (v.available_at, v.id))
+        personal = _personal(session, agent.id, now)
         if not held:
             return DeskView(claim=None, current=None, personal=personal)
         first = held[0]
@@ -176,6 +162,31 @@ def desk(
                 session, first, user=agent, lang=lang, now=now, forbidden=forbidden, draft=draft
             ),
         )
+
+
+def _personal(session: Session, agent_id: int, now: datetime) -> list[CallbackRead]:
+    ids = (
+        session.execute(
+            sa.select(col(Callback.id))
+            .where(
+                col(Callback.assigned_agent_id) == agent_id,
+                col(Callback.status) == CallbackStatus.PENDING,
+            )
+            .order_by(col(Callback.available_at))
+            .limit(50)
+        )
+        .scalars()
+        .all()
+    )
+    views = callback_views(session, ids, now=now)
+    return sorted(views.values(), key=lambda v: (v.available_at, v.id))
+
+
+def my_callbacks(uow: UnitOfWork, *, agent: User, now: datetime) -> list[CallbackRead]:
+    """The callbacks customers asked this agent for, waiting, the soonest first."""
+    assert agent.id is not None
+    with uow:
+        return _personal(uow.session, agent.id, now)
 
 
 def next_window_opening(now: datetime, config: RulesConfig) -> datetime:
@@ -422,6 +433,7 @@ __all__ = [
     "Urgency",
     "board",
     "desk",
+    "my_callbacks",
     "next_window_opening",
     "reassign",
     "release_lease",
