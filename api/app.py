@@ -9,12 +9,14 @@ from contextlib import asynccontextmanager
 from zoneinfo import ZoneInfo
 
 import anyio.to_thread
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from api.console import install_console
 from api.deps import TokenCache
 from api.errors import install_error_handlers
+from api.params import refuse_nul
 from api.routers import (
+    audit,
     calendar,
     callbacks,
     events,
@@ -28,6 +30,8 @@ from api.routers import (
     twilio,
     workorders,
 )
+from callcenter.audit.rules import system_actor
+from callcenter.audit.service import record_configuration
 from callcenter.clock import Clock, make_clock
 from callcenter.config import Settings, get_settings
 from callcenter.db import DB_POOL_SIZE, Database
@@ -61,6 +65,10 @@ def create_app(
         # database connections, so that requests queue in memory, not for a connection.
         anyio.to_thread.current_default_thread_limiter().total_tokens = DB_POOL_SIZE
         sync_scripts(database.uow(), scripts=scripts, now=clock.now())
+        # rule SV-4: a configuration that differs from the last one recorded is audited.
+        record_configuration(
+            database.uow(), settings=settings, actor=system_actor("api"), now=clock.now()
+        )
         today = clock.now().astimezone(ZoneInfo(settings.rules.default_timezone)).date()
         log_warnings(calendar_warnings(WorkdayCalendar(settings.rules.workdays), today=today))
         # What start-up built (modules, scripts, mappers) lives as long as the process: moved
@@ -86,6 +94,8 @@ def create_app(
         version="0.1.0",
         summary="The 10050 callback centre: callback queue, calling windows and attempts.",
         lifespan=lifespan,
+        # Before any endpoint's own parsing: text with NUL fails on PostgreSQL only.
+        dependencies=[Depends(refuse_nul)],
     )
     app.state.settings = settings
     app.state.database = database
@@ -103,6 +113,7 @@ def create_app(
     app.include_router(calendar.router)
     app.include_router(forecast.router)
     app.include_router(metrics.router)
+    app.include_router(audit.router)
     app.include_router(twilio.router)
     app.include_router(ivr.router)
     install_console(app)

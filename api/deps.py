@@ -1,16 +1,23 @@
-"""Dependencies: the settings, a unit of work, the clock's `now`, and the current user."""
+"""Dependencies: the settings, a unit of work, the clock's `now`, and the current user.
+
+They are `async def` because none of them waits on anything (a token already known is read
+from a cache): FastAPI runs a plain `def` dependency in a worker thread, and handing a request
+over to a thread and back costs more than any of these does, several times per request.
+"""
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
+from callcenter.audit.rules import Actor
 from callcenter.clock import Clock
 from callcenter.config import Settings
 from callcenter.db import Database, UnitOfWork
@@ -20,26 +27,42 @@ from callcenter.users.service import hash_token, user_for_token
 _bearer = HTTPBearer(auto_error=False, description="An API token: `Authorization: Bearer cc_…`")
 
 
-def get_settings(request: Request) -> Settings:
+def settings_of(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_database(request: Request) -> Database:
+def database_of(request: Request) -> Database:
     database: Database = request.app.state.database
     return database
 
 
-def get_uow(request: Request) -> UnitOfWork:
-    return get_database(request).uow()
+def uow_of(request: Request) -> UnitOfWork:
+    return database_of(request).uow()
 
 
-def get_clock(request: Request) -> Clock:
+def clock_of(request: Request) -> Clock:
     clock: Clock = request.app.state.clock
     return clock
 
 
-def get_now(clock: Annotated[Clock, Depends(get_clock)]) -> datetime:
+async def get_settings(request: Request) -> Settings:
+    return settings_of(request)
+
+
+async def get_database(request: Request) -> Database:
+    return database_of(request)
+
+
+async def get_uow(request: Request) -> UnitOfWork:
+    return uow_of(request)
+
+
+async def get_clock(request: Request) -> Clock:
+    return clock_of(request)
+
+
+async def get_now(clock: Annotated[Clock, Depends(get_clock)]) -> datetime:
     return clock.now()
 
 
@@ -74,7 +97,7 @@ class TokenCache:
             self._users[hash_token(token)] = (time.monotonic(), user)
 
 
-def get_current_user(
+async def get_current_user(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> User:
@@ -87,7 +110,10 @@ def get_current_user(
     cache: TokenCache = request.app.state.token_cache
     user = cache.get(credentials.credentials)
     if user is None:
-        user = user_for_token(get_uow(request), token=credentials.credentials)
+        # Only a token not seen lately goes to the database, in a worker thread.
+        user = await run_in_threadpool(
+            user_for_token, uow_of(request), token=credentials.credentials
+        )
         if user is not None:
             cache.put(credentials.credentials, user)
     if user is None:
@@ -102,11 +128,27 @@ def get_current_user(
 CurrentUser = Annotated[User, Depends(get_current_user)]
 
 
-def require_roles(*roles: UserRole) -> Callable[[User], User]:
+def client_address(request: Request) -> str | None:
+    """The client's address as uvicorn gives it: behind a proxy it trusts (its
+    `--forwarded-allow-ips`), the forwarded client's, else the peer's."""
+    return request.client.host if request.client else None
+
+
+async def get_actor(request: Request, user: CurrentUser) -> Actor:
+    """Who calls and from where, for the audit trail (rule SV-4). The user is the one the
+    route's role check already read (FastAPI resolves it once per request); async, as it does
+    no I/O: no hop to a worker thread."""
+    return Actor.of(user, address=client_address(request))
+
+
+ActorDep = Annotated[Actor, Depends(get_actor)]
+
+
+def require_roles(*roles: UserRole) -> Callable[[User], Coroutine[Any, Any, User]]:
     """A dependency that lets only users with one of `roles` through (403 otherwise)."""
     allowed = frozenset(roles)
 
-    def check(user: CurrentUser) -> User:
+    async def check(user: CurrentUser) -> User:
         if user.role not in allowed:
             names = ", ".join(sorted(allowed))
             raise HTTPException(

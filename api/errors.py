@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import sqlalchemy as sa
 from fastapi import FastAPI, Request, status
 from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from callcenter.callbacks.rules import CallBackTimeRefused, IllegalTransition
 from callcenter.errors import Conflict, InvalidField, InvalidFields, NotFound, PermissionDenied
 from callcenter.questionnaires.answers import InvalidAnswers
+
+log = logging.getLogger("callcenter.api")
+
+# How long a client should wait before trying again while the database is unreachable.
+DATABASE_RETRY_AFTER_SECONDS = 5
 
 
 def _field(loc: tuple[Any, ...] | list[Any]) -> str:
@@ -87,6 +96,24 @@ async def _call_back_refused(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    # A JSON body that is not UTF-8 fails before JSON parsing, as a bare 400; it is the same
+    # mistake as malformed JSON (422 `json_invalid`), so it gets the same answer.
+    if exc.status_code == status.HTTP_400_BAD_REQUEST and isinstance(
+        exc.__cause__, UnicodeDecodeError
+    ):
+        return JSONResponse(
+            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+            content={
+                "detail": [
+                    _validation_detail("body", "the body is not JSON text in UTF-8", "json_invalid")
+                ]
+            },
+        )
+    return await http_exception_handler(request, exc)
+
+
 def _prefers_english(request: Request) -> bool:
     return request.headers.get("accept-language", "").lower().startswith("en")
 
@@ -117,8 +144,20 @@ def _simple(code: int) -> Any:
     return handler
 
 
+async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    # The database is down, restarting or out of connections: a passing condition, so the
+    # client is told to come back (503 + Retry-After), not shown a server bug (500).
+    log.warning("database unavailable for %s %s: %s", request.method, request.url.path, exc)
+    return JSONResponse(
+        status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+        content={"detail": "the database is unavailable for the moment; please try again shortly"},
+        headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _request_validation)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(InvalidField, _invalid_field)
     app.add_exception_handler(InvalidFields, _invalid_fields)
     app.add_exception_handler(CallBackTimeRefused, _call_back_refused)
@@ -127,3 +166,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(PermissionDenied, _simple(status.HTTP_403_FORBIDDEN))
     app.add_exception_handler(Conflict, _simple(status.HTTP_409_CONFLICT))
     app.add_exception_handler(IllegalTransition, _simple(status.HTTP_409_CONFLICT))
+    # A lost or refused connection (PostgreSQL restarting), a dropped one, an exhausted pool.
+    app.add_exception_handler(sa.exc.OperationalError, _database_unavailable)
+    app.add_exception_handler(sa.exc.InterfaceError, _database_unavailable)
+    app.add_exception_handler(sa.exc.TimeoutError, _database_unavailable)

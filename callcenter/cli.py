@@ -85,6 +85,9 @@ def serve(
         port=port,
         workers=workers,
         proxy_headers=True,
+        # A worker that loads the app on a busy machine takes longer than uvicorn's default
+        # 5 s to answer its first health check, and would be killed and started again.
+        timeout_worker_healthcheck=30,
     )
 
 
@@ -95,11 +98,18 @@ def run_scheduler() -> None:
     _configure_logging(settings)
     from apscheduler.schedulers.blocking import BlockingScheduler
 
+    from callcenter.audit.rules import system_actor
+    from callcenter.audit.service import record_configuration
     from scheduler.runner import build_scheduler
 
+    database, clock = _database(settings), make_clock(settings)
+    # rule SV-4: a configuration that differs from the last one recorded is audited.
+    record_configuration(
+        database.uow(), settings=settings, actor=system_actor("scheduler"), now=clock.now()
+    )
     scheduler = build_scheduler(
-        database=_database(settings),
-        clock=make_clock(settings),
+        database=database,
+        clock=clock,
         settings=settings,
         scheduler=BlockingScheduler(timezone="UTC"),
     )
@@ -131,6 +141,26 @@ def db_upgrade() -> None:
     except Exception as exc:  # a migration error must reach the operator whole
         raise _fail(f"migration failed: {exc}") from exc
     typer.echo("database is up to date")
+
+
+@db_app.command("grant-app")
+def db_grant_app(
+    role: Annotated[str, typer.Argument(help="The existing PostgreSQL role the API connects as.")],
+) -> None:
+    """Give the application's role its privileges (PostgreSQL; run as the owner after every
+    migration): read and write the business tables, only read and append to the audit trail
+    (rule SV-4)."""
+    from callcenter.audit.grants import GrantError, grant_app_role
+
+    database = _database(_settings())
+    try:
+        statements = grant_app_role(database.engine, role)
+    except GrantError as exc:
+        raise _fail(f"grant-app: {exc}") from exc
+    finally:
+        database.dispose()
+    for statement in statements:
+        typer.echo(f"{statement};")
 
 
 @db_app.command("backup")

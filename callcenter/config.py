@@ -422,7 +422,8 @@ class RulesConfig(_Frozen):
 
 
 class ConsoleSettings(_Frozen):
-    """The web console's sign-in: how long a session lasts and when an account locks."""
+    """The web console's sign-in: how long a session lasts, when an account locks and when
+    an address is refused."""
 
     # A session ends after this long without a request, and at the latest after max_age.
     idle_timeout: PositiveDuration = timedelta(hours=2)
@@ -430,6 +431,11 @@ class ConsoleSettings(_Frozen):
     # This many wrong passwords in a row lock the account for lockout (a correct one resets).
     max_failed_logins: int = Field(default=5, ge=1, le=100)
     lockout: PositiveDuration = timedelta(minutes=15)
+    # This many refused sign-ins from one client address within address_window, whatever the
+    # accounts, and that address is refused without a password check until the oldest
+    # leaves the window (password spraying across accounts).
+    max_failed_logins_per_address: int = Field(default=20, ge=1, le=10_000)
+    address_window: PositiveDuration = timedelta(minutes=15)
     # Cookies carry the Secure flag; None: in production only (development runs on http).
     secure_cookies: bool | None = None
     # How often the supervisor's board and the agent's list of callbacks refresh themselves.
@@ -459,6 +465,10 @@ class TelephonySettings(BaseModel):
     public_base_url: str = "http://127.0.0.1:8000"
     # Twilio's REST API; only changed to talk to a stand-in of it (tests).
     api_base_url: str | None = None
+    # How long one request to Twilio's REST API may take; a dialer waiting on a hung
+    # connection would hold up every other call of its batch. A call request that times out
+    # is never sent again: the call is settled later from Twilio's own record of it.
+    request_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
     calls_per_second: float = Field(default=1.0, gt=0, le=100)  # Twilio's default account CPS
     max_concurrent: int = Field(default=10, ge=1, le=10_000)
     voice: str = "Polly.Zhiyu"

@@ -46,6 +46,8 @@ class UTCDateTime(sa.types.TypeDecorator[datetime]):
 # Connections each process keeps to PostgreSQL; the API runs at most this many requests
 # database work at once (api/app.py limits its worker threads to it).
 DB_POOL_SIZE = 20
+# Seconds to wait for a new PostgreSQL connection.
+PG_CONNECT_TIMEOUT_SECONDS = 5
 
 
 def is_sqlite(url: str) -> bool:
@@ -60,6 +62,12 @@ def create_db_engine(url: str, **kwargs: Any) -> Engine:
         _configure_sqlite(engine)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
+    # A database host that does not answer fails the request within seconds (503), instead
+    # of after the operating system's TCP timeout of minutes (unless the URL sets its own).
+    if "connect_timeout" not in sa.engine.make_url(url).query:
+        kwargs["connect_args"] = {"connect_timeout": PG_CONNECT_TIMEOUT_SECONDS} | dict(
+            kwargs.get("connect_args", {})
+        )
     # As many connections as the API's worker threads use at once (see api/app.py): a pool
     # smaller than that opens and closes connections all the time, and each costs a fork.
     kwargs.setdefault("pool_size", DB_POOL_SIZE)

@@ -2,6 +2,7 @@
 
 from sqlmodel import SQLModel
 
+from callcenter.audit.models import AuditEvent
 from callcenter.callbacks.models import Attempt, Callback, CallbackEvent, IntakeEvent
 from callcenter.customers.models import Customer, DoNotCall, KnownZone
 from callcenter.forecast.models import RosterEntry
@@ -9,7 +10,7 @@ from callcenter.ivr.models import IvrCall, IvrCallStep, IvrDialSlot
 from callcenter.questionnaires.models import Answer, ScriptVersion
 from callcenter.reports.models import ChurnDay, KpiSnapshot, OfferDay, ReportDay, ReportHour
 from callcenter.retention.models import RetentionCase, RetentionStep
-from callcenter.users.models import ApiToken, User, WebSession
+from callcenter.users.models import ApiToken, LoginFailure, User, WebSession
 from callcenter.workorders.models import WorkOrder
 
 metadata = SQLModel.metadata
@@ -18,6 +19,7 @@ __all__ = [
     "Answer",
     "ApiToken",
     "Attempt",
+    "AuditEvent",
     "Callback",
     "CallbackEvent",
     "ChurnDay",
@@ -29,6 +31,7 @@ __all__ = [
     "IvrDialSlot",
     "KpiSnapshot",
     "KnownZone",
+    "LoginFailure",
     "OfferDay",
     "ReportDay",
     "ReportHour",

@@ -66,14 +66,34 @@ class FakeCall:
         }
 
 
+@dataclass(frozen=True)
+class Fault:
+    """How the fake answers one request to create a call, instead of taking it at once: an
+    HTTP error with Twilio's error body (`status`), or an answer that comes after `delay`
+    seconds (longer than the client waits: a timeout). `placed`: the call is taken all the
+    same (Twilio got it, its answer was lost)."""
+
+    status: int | None = None
+    delay: float = 0.0
+    placed: bool = False
+
+
+# Twilio's error codes for the HTTP statuses the faults answer with.
+_ERROR_CODES = {429: 20429, 500: 20500, 502: 20500, 503: 20503}
+
+
 @dataclass
 class FakeTwilio:
     """A small server speaking Twilio's Calls resource: create (POST Calls.json) and fetch
-    (GET Calls/{sid}.json), with HTTP Basic authentication by account SID and auth token."""
+    (GET Calls/{sid}.json), with HTTP Basic authentication by account SID and auth token.
+    `faults` are consumed in order, one per request to create a call."""
 
     url: str = ""
     calls: list[FakeCall] = field(default_factory=list)
     rejected: list[dict[str, list[str]]] = field(default_factory=list)
+    # Every request to create a call, taken or not, in the order they came.
+    requests: list[dict[str, list[str]]] = field(default_factory=list)
+    faults: list[Fault] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def by_sid(self, sid: str) -> FakeCall | None:
@@ -110,6 +130,11 @@ def _handler(fake: FakeTwilio) -> type[BaseHTTPRequestHandler]:
                 return
             length = int(self.headers.get("Content-Length", "0"))
             form = parse_qs(self.rfile.read(length).decode(), keep_blank_values=True)
+            with fake.lock:
+                fake.requests.append(form)
+                fault = fake.faults.pop(0) if fake.faults else None
+            if fault is not None and self._faulty(fault, form):
+                return
             missing = [name for name in ("To", "From", "Url") if not form.get(name)]
             if missing or form["To"][0] == INVALID_NUMBER:
                 with fake.lock:
@@ -123,6 +148,25 @@ def _handler(fake: FakeTwilio) -> type[BaseHTTPRequestHandler]:
             with fake.lock:
                 fake.calls.append(call)
             self._send(201, call.json())
+
+        def _faulty(self, fault: Fault, form: dict[str, list[str]]) -> bool:
+            """Play `fault`; False when the request is then served normally."""
+            import time
+
+            time.sleep(fault.delay)
+            if fault.placed:
+                call = FakeCall("CA" + uuid.uuid4().hex, form, time.monotonic())
+                with fake.lock:
+                    fake.calls.append(call)
+            status = fault.status or (503 if fault.delay else None)
+            if status is None:
+                return False
+            body = {"code": _ERROR_CODES.get(status, 20500), "message": "fault", "status": status}
+            try:
+                self._send(status, body)
+            except OSError:  # the client gave up waiting and closed the connection
+                pass
+            return True
 
         def do_GET(self) -> None:  # noqa: N802
             if not self._authorised():

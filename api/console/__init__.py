@@ -8,7 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from api.console import board, desk, ivr, login, reports, retention
+from api.console import audit, board, desk, ivr, login, reports, retention
 from api.console.web import STATIC_DIR, CsrfFailed, LoginRequired, PageForbidden, render
 
 
@@ -38,6 +38,7 @@ def install_console(app: FastAPI) -> None:
     app.include_router(ivr.router)
     app.include_router(retention.router)
     app.include_router(reports.router)
+    app.include_router(audit.router)
     app.add_exception_handler(LoginRequired, _login_required)
     app.add_exception_handler(PageForbidden, _forbidden)
     app.add_exception_handler(CsrfFailed, _csrf_failed)

@@ -13,6 +13,7 @@ from api.console.web import (
     BOARD_ACTORS,
     BOARD_READERS,
     ConsoleSession,
+    console_actor,
     form_for,
     gettext,
     page_for,
@@ -119,7 +120,14 @@ def reassign_callback(
         )
     callback_id = int(number)
     try:
-        reassign(uow, callback_id=callback_id, agent_username=agent, by=session.user, now=now)
+        reassign(
+            uow,
+            callback_id=callback_id,
+            agent_username=agent,
+            by=session.user,
+            now=now,
+            actor=console_actor(request, session),
+        )
     except (Conflict, InvalidField, NotFound) as exc:
         error = _("Callback %(id)s was not reassigned: %(reason)s") % {
             "id": callback_id,
@@ -142,7 +150,13 @@ def release_callback(
 ) -> Response:
     _ = gettext(session.lang)
     try:
-        release_lease(uow, callback_id=callback_id, by=session.user, now=now)
+        release_lease(
+            uow,
+            callback_id=callback_id,
+            by=session.user,
+            now=now,
+            actor=console_actor(request, session),
+        )
     except (Conflict, NotFound) as exc:
         error = _("The lease on callback %(id)s was not released: %(reason)s") % {
             "id": callback_id,
@@ -166,7 +180,13 @@ def hand_over_work_order(
     """The supervisor records that the work order went to the team that takes it (KPI-3)."""
     _ = gettext(session.lang)
     try:
-        hand_over(uow, work_order_id=work_order_id, user=session.user, now=now)
+        hand_over(
+            uow,
+            work_order_id=work_order_id,
+            user=session.user,
+            now=now,
+            actor=console_actor(request, session),
+        )
     except (Conflict, NotFound) as exc:
         error = _("Work order %(id)s was not handed over: %(reason)s") % {
             "id": work_order_id,

@@ -12,7 +12,14 @@ from pydantic import ValidationError
 
 from api.console.i18n import UiLang, gettext_noop, when
 from api.console.step_form import DESK_PREFIX, field_problems, offer_refused, parse_step
-from api.console.web import ConsoleSession, form_for, gettext, page_for, render
+from api.console.web import (
+    ConsoleSession,
+    console_actor,
+    form_for,
+    gettext,
+    page_for,
+    render,
+)
 from api.deps import CALLERS, NowDep, SettingsDep, UowDep
 from callcenter.callbacks.desk import desk, my_callbacks, urgency
 from callcenter.callbacks.rules import AttemptOutcome, CallBackTimeRefused
@@ -80,6 +87,7 @@ def _desk_page(
         lang=lang,
         forbidden=_forbidden(request, lang),
         draft=draft,
+        actor=console_actor(request, session),
     )
     held = view.claim.callbacks if view.claim else []
     current = view.current
@@ -161,7 +169,8 @@ def my_callbacks_fragment(
 
 @router.post("/claim")
 def take_next(uow: UowDep, now: NowDep, settings: SettingsDep, session: DeskForm) -> Response:
-    claimed = claim_next(uow, agent=session.user, now=now, config=settings.rules)
+    # The desk it leads to shows the phone, and records that view (rule SV-4).
+    claimed = claim_next(uow, agent=session.user, now=now, config=settings.rules, phone_shown=False)
     return RedirectResponse(
         "/console/desk" if claimed else "/console/desk?nothing=1", status_code=303
     )
@@ -241,6 +250,7 @@ def save_attempt(
             answers=answers,
             answers_from_form=True,
             retention_step=retention_step,
+            actor=console_actor(request, session),
         )
     except InvalidAnswers as exc:
         lang = script_lang(session.lang)
@@ -318,6 +328,7 @@ def raise_follow_up(
             follow_up=follow_up,
             now=now,
             config=settings.rules,
+            actor=console_actor(request, session),
         )
     except (Conflict, NotFound) as exc:
         return _desk_page(

@@ -101,3 +101,26 @@ DISPOSITIONS = {
     "expired": N_("Expired"),
     "unchanged": N_("Closed meanwhile"),
 }
+
+# The audit trail's actions and subjects (rule SV-4).
+AUDIT_ACTIONS = {
+    "phone_viewed": N_("Viewed the full phone number"),
+    "attempt_recorded": N_("Recorded a call outcome"),
+    "answers_recorded": N_("Recorded answers"),
+    "answer_corrected": N_("Corrected an answer"),
+    "callback_reassigned": N_("Reassigned a callback"),
+    "lease_released": N_("Released a lease"),
+    "workorder_created": N_("Raised a work order"),
+    "workorder_handed_over": N_("Handed over a work order"),
+    "retention_step_recorded": N_("Recorded a retention step"),
+    "config_changed": N_("Configuration changed"),
+}
+
+AUDIT_SUBJECTS = {
+    "customer": N_("Customer"),
+    "callback": N_("Callback"),
+    "answer": N_("Answer"),
+    "work_order": N_("Work order"),
+    "retention_case": N_("Retention case"),
+    "configuration": N_("Configuration"),
+}

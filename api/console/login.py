@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import secrets
 from typing import Annotated
 
@@ -13,6 +14,7 @@ from api.console.web import SESSION_COOKIE, Posted, SignedIn, home_for, render, 
 from api.deps import NowDep, SettingsDep, UowDep
 from callcenter.users.service import (
     AccountLocked,
+    AddressThrottled,
     LoginRefused,
     session_user,
     sign_in,
@@ -93,6 +95,22 @@ def login(
             address=address,
             policy=settings.console,
         )
+    except AddressThrottled as exc:
+        # Password spraying from one address: said plainly, and when to come back.
+        seconds = max(1, math.ceil((exc.until - now).total_seconds()))
+        response = _login_page(
+            request,
+            next_path=next_path,
+            error=_(
+                "Too many failed sign-ins from your network address. Try again in "
+                "%(minutes)s minutes."
+            )
+            % {"minutes": math.ceil(seconds / 60)},
+            status_code=429,
+            username=username,
+        )
+        response.headers["Retry-After"] = str(seconds)
+        return response
     except AccountLocked as exc:
         minutes = max(1, int((exc.until - now).total_seconds() // 60) + 1)
         return _login_page(

@@ -14,7 +14,15 @@ from fastapi.responses import RedirectResponse, Response
 from api.console.desk import FormFields, script_lang
 from api.console.i18n import UiLang
 from api.console.step_form import field_problems, offer_refused, parse_step
-from api.console.web import ConsoleSession, PageForbidden, form_for, gettext, page_for, render
+from api.console.web import (
+    ConsoleSession,
+    PageForbidden,
+    console_actor,
+    form_for,
+    gettext,
+    page_for,
+    render,
+)
 from api.deps import CALLERS, READERS, NowDep, SettingsDep, UowDep
 from callcenter.config import RETENTION_LEVELS, Settings
 from callcenter.errors import Conflict, InvalidFields, NotFound
@@ -187,7 +195,13 @@ def save_step(
         return again(_("Level 1 is recorded on the desk, with the answered churn call."), 409)
     try:
         record_step(
-            uow, case_id=case_id, user=session.user, step=step, now=now, config=settings.rules
+            uow,
+            case_id=case_id,
+            user=session.user,
+            step=step,
+            now=now,
+            config=settings.rules,
+            actor=console_actor(request, session),
         )
     except InvalidFields as exc:
         errors = field_problems(exc.problems, fields, prefix="", _=_)

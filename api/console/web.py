@@ -15,7 +15,8 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 
 from api.console import labels
 from api.console.i18n import LANG_COOKIE, UiLang, parse_lang, span, translations, when
-from api.deps import SUPERVISING, NowDep, SettingsDep, get_uow
+from api.deps import SUPERVISING, NowDep, SettingsDep, client_address, uow_of
+from callcenter.audit.rules import Actor
 from callcenter.users.models import User, UserRole
 from callcenter.users.service import session_user
 
@@ -126,7 +127,7 @@ def get_console_session(request: Request, settings: SettingsDep, now: NowDep) ->
     token = request.cookies.get(SESSION_COOKIE)
     found = None
     if token:
-        found = session_user(get_uow(request), token=token, now=now, policy=settings.console)
+        found = session_user(uow_of(request), token=token, now=now, policy=settings.console)
     if found is None:
         path = request.url.path
         if request.url.query:
@@ -139,11 +140,24 @@ def get_console_session(request: Request, settings: SettingsDep, now: NowDep) ->
 SignedIn = Annotated[ConsoleSession, Depends(get_console_session)]
 
 
+def console_actor(request: Request, session: ConsoleSession) -> Actor:
+    """Who acts in the console and from where, for the audit trail (rule SV-4)."""
+    return Actor.of(session.user, address=client_address(request))
+
+
+async def get_console_actor(request: Request, session: SignedIn) -> Actor:
+    # The session is the one the page's role check read (resolved once per request).
+    return console_actor(request, session)
+
+
+ConsoleActor = Annotated[Actor, Depends(get_console_actor)]
+
+
 def page_for(*roles: UserRole) -> Callable[..., Any]:
     """A dependency: the session, if its user's role may open the page (else 403)."""
     allowed = frozenset(roles)
 
-    def check(session: SignedIn) -> ConsoleSession:
+    async def check(session: SignedIn) -> ConsoleSession:
         if session.user.role not in allowed:
             raise PageForbidden(session)
         return session
@@ -167,7 +181,7 @@ def form_for(*roles: UserRole) -> Callable[..., Any]:
     """A dependency for a posted form: the CSRF token checked, then the role (else 403)."""
     allowed = frozenset(roles)
 
-    def check(session: Posted) -> ConsoleSession:
+    async def check(session: Posted) -> ConsoleSession:
         if session.user.role not in allowed:
             raise PageForbidden(session)
         return session

@@ -3,9 +3,20 @@
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
 
-from api.deps import AUTH_ERRORS, Caller, NowDep, Reader, SettingsDep, Supervising, UowDep
+from api.deps import (
+    AUTH_ERRORS,
+    ActorDep,
+    Caller,
+    NowDep,
+    Reader,
+    SettingsDep,
+    Supervising,
+    UowDep,
+)
+from api.params import RowId
 from callcenter.callbacks.desk import reassign, release_lease
 from callcenter.callbacks.rules import CallbackStatus
 from callcenter.callbacks.schemas import (
@@ -19,6 +30,7 @@ from callcenter.callbacks.schemas import (
 )
 from callcenter.callbacks.service import claim_next, get_callback, list_callbacks, record_attempt
 from callcenter.config import CallbackType
+from callcenter.timeformats import IsoAwareDatetime
 
 router = APIRouter(prefix="/api/v1/callbacks", tags=["callbacks"])
 
@@ -31,13 +43,22 @@ router = APIRouter(prefix="/api/v1/callbacks", tags=["callbacks"])
         **AUTH_ERRORS,
     },
 )
-def claim(
-    uow: UowDep, now: NowDep, settings: SettingsDep, agent: Caller, response: Response
+async def claim(
+    uow: UowDep,
+    now: NowDep,
+    settings: SettingsDep,
+    agent: Caller,
+    actor: ActorDep,
+    response: Response,
 ) -> ClaimRead | None:
     """Leases the customer whose callback has the earliest hard limit (then target) among
     those whose calling window is open now, with all of that customer's callable callbacks:
     the customer is called once. The lease lasts 15 minutes by default."""
-    claimed = claim_next(uow, agent=agent, now=now, config=settings.rules)
+    # The hot paths hand the request to a worker thread once, for the database work only: a
+    # plain `def` endpoint is handed over twice (once more to check its answer).
+    claimed = await run_in_threadpool(
+        claim_next, uow, agent=agent, now=now, config=settings.rules, actor=actor
+    )
     if claimed is None:
         response.status_code = status.HTTP_204_NO_CONTENT
     return claimed
@@ -53,21 +74,24 @@ def claim(
         **AUTH_ERRORS,
     },
 )
-def post_attempt(
-    callback_id: int,
+async def post_attempt(
+    callback_id: RowId,
     attempt: AttemptCreate,
     uow: UowDep,
     now: NowDep,
     settings: SettingsDep,
     agent: Caller,
+    actor: ActorDep,
 ) -> AttemptRecorded:
-    return record_attempt(
+    return await run_in_threadpool(
+        record_attempt,
         uow,
         callback_id=callback_id,
         agent=agent,
         attempt=attempt,
         now=now,
         config=settings.rules,
+        actor=actor,
     )
 
 
@@ -87,11 +111,18 @@ class ReassignBody(BaseModel):
     },
 )
 def post_reassign(
-    callback_id: int, body: ReassignBody, uow: UowDep, now: NowDep, user: Supervising
+    callback_id: RowId,
+    body: ReassignBody,
+    uow: UowDep,
+    now: NowDep,
+    user: Supervising,
+    actor: ActorDep,
 ) -> CallbackRead:
     """It waits in that agent's own list (then the shared queue after the grace period, as a
     callback a customer asked that agent for); a lease someone else holds on it ends."""
-    return reassign(uow, callback_id=callback_id, agent_username=body.agent, by=user, now=now)
+    return reassign(
+        uow, callback_id=callback_id, agent_username=body.agent, by=user, now=now, actor=actor
+    )
 
 
 @router.post(
@@ -103,10 +134,12 @@ def post_reassign(
         **AUTH_ERRORS,
     },
 )
-def post_release(callback_id: int, uow: UowDep, now: NowDep, user: Supervising) -> CallbackRead:
+def post_release(
+    callback_id: RowId, uow: UowDep, now: NowDep, user: Supervising, actor: ActorDep
+) -> CallbackRead:
     """The callback (and the others of the same claim) go back to the queue at once; the agent
     who held them can no longer record on them."""
-    return release_lease(uow, callback_id=callback_id, by=user, now=now)
+    return release_lease(uow, callback_id=callback_id, by=user, now=now, actor=actor)
 
 
 @router.get("", summary="List callbacks", responses=AUTH_ERRORS)
@@ -116,7 +149,7 @@ def get_callbacks(
     _user: Reader,
     status_: Annotated[list[CallbackStatus], Query(alias="status")] = [],  # noqa: B006
     type_: Annotated[list[CallbackType], Query(alias="type")] = [],  # noqa: B006
-    due_before: Annotated[AwareDatetime | None, Query()] = None,
+    due_before: Annotated[IsoAwareDatetime | None, Query()] = None,
     overdue: Annotated[bool | None, Query(description="Open and past the target.")] = None,
     customer_id: Annotated[str | None, Query(max_length=64)] = None,
     order_id: Annotated[str | None, Query(max_length=64)] = None,
@@ -140,5 +173,5 @@ def get_callbacks(
     summary="One callback with its attempts",
     responses={404: {"description": "No such callback."}, **AUTH_ERRORS},
 )
-def get_one(callback_id: int, uow: UowDep, now: NowDep, _user: Reader) -> CallbackDetail:
+def get_one(callback_id: RowId, uow: UowDep, now: NowDep, _user: Reader) -> CallbackDetail:
     return get_callback(uow, callback_id=callback_id, now=now)

@@ -1,6 +1,5 @@
 """The capacity forecast for supervisors, and the roster it rests on (rule CB-5)."""
 
-from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
@@ -8,6 +7,7 @@ from fastapi import APIRouter, Depends, Query
 from api.deps import AUTH_ERRORS, NowDep, Overseer, SettingsDep, UowDep, require_roles
 from callcenter.forecast.schemas import ForecastRead, RosterRead, RosterSet
 from callcenter.forecast.service import forecast, list_roster, set_roster
+from callcenter.timeformats import IsoDate
 from callcenter.users.models import User, UserRole
 
 router = APIRouter(prefix="/api/v1", tags=["forecast"])
@@ -40,8 +40,8 @@ def get_forecast(
 def get_roster(
     uow: UowDep,
     _user: Overseer,
-    start: Annotated[date, Query(description="First day, included.")],
-    end: Annotated[date, Query(description="Last day, included (at most 366 days).")],
+    start: Annotated[IsoDate, Query(description="First day, included.")],
+    end: Annotated[IsoDate, Query(description="Last day, included (at most 366 days).")],
 ) -> list[RosterRead]:
     return list_roster(uow, start=start, end=end)
 

@@ -6,7 +6,7 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, RedirectResponse
 
-from api.deps import get_database
+from api.deps import database_of
 
 router = APIRouter(tags=["health"])
 log = logging.getLogger("callcenter.api")
@@ -15,7 +15,7 @@ log = logging.getLogger("callcenter.api")
 @router.get("/healthz", summary="Is the service up and its database reachable?")
 def healthz(request: Request) -> JSONResponse:
     try:
-        with get_database(request).engine.connect() as connection:
+        with database_of(request).engine.connect() as connection:
             connection.execute(sa.text("SELECT 1"))
     except sa.exc.SQLAlchemyError as exc:
         return JSONResponse(

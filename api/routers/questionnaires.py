@@ -2,9 +2,19 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, status
+from fastapi import APIRouter, Depends, Query, Request, status
 
-from api.deps import AUTH_ERRORS, Caller, NowDep, Reader, UowDep
+from api.deps import (
+    AUTH_ERRORS,
+    CALLERS,
+    ActorDep,
+    Caller,
+    NowDep,
+    Reader,
+    UowDep,
+    require_roles,
+)
+from api.params import RowId
 from callcenter.questionnaires.definitions import Lang
 from callcenter.questionnaires.schemas import (
     AnswerRead,
@@ -18,8 +28,13 @@ from callcenter.questionnaires.service import (
     record_answers,
     script_for_callback,
 )
+from callcenter.users.models import User, UserRole
 
 router = APIRouter(prefix="/api/v1", tags=["scripts and answers"])
+
+# rule SV-4: admins correct answers too (the service decides who may correct which answer);
+# the callers are let through for the answers they recorded themselves.
+Corrector = Annotated[User, Depends(require_roles(*CALLERS, UserRole.ADMIN))]
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     **AUTH_ERRORS,
@@ -34,7 +49,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     responses=_ERRORS,
 )
 def get_script(
-    callback_id: int,
+    callback_id: RowId,
     request: Request,
     uow: UowDep,
     now: NowDep,
@@ -60,12 +75,19 @@ def get_script(
     },
 )
 def post_answers(
-    callback_id: int, body: AnswersCreate, uow: UowDep, now: NowDep, agent: Caller
+    callback_id: RowId,
+    body: AnswersCreate,
+    uow: UowDep,
+    now: NowDep,
+    agent: Caller,
+    actor: ActorDep,
 ) -> list[AnswerRead]:
     """Validated against the callback's script version: types, ranges, choices, and no answer
     to a question whose condition is false. Answers are never replaced (rule SV-4); to change
     one, record a correction."""
-    return record_answers(uow, callback_id=callback_id, user=agent, answers=body.answers, now=now)
+    return record_answers(
+        uow, callback_id=callback_id, user=agent, answers=body.answers, now=now, actor=actor
+    )
 
 
 @router.get(
@@ -73,7 +95,7 @@ def post_answers(
     summary="Every answer of a callback, corrections included",
     responses=_ERRORS,
 )
-def get_answers(callback_id: int, uow: UowDep, _user: Reader) -> list[AnswerRead]:
+def get_answers(callback_id: RowId, uow: UowDep, _user: Reader) -> list[AnswerRead]:
     return list_answers(uow, callback_id=callback_id)
 
 
@@ -84,10 +106,21 @@ def get_answers(callback_id: int, uow: UowDep, _user: Reader) -> list[AnswerRead
     responses={**_ERRORS, 422: {"description": "The corrected answer is invalid."}},
 )
 def post_correction(
-    answer_id: int, body: CorrectionCreate, uow: UowDep, now: NowDep, user: Caller
+    answer_id: RowId,
+    body: CorrectionCreate,
+    uow: UowDep,
+    now: NowDep,
+    user: Corrector,
+    actor: ActorDep,
 ) -> AnswerRead:
     """A new answer that points at the one it corrects, with who and why; both stay visible.
-    The agent who recorded the answer or a supervisor may correct it."""
+    The agent who recorded the answer, a supervisor or an admin may correct it."""
     return correct_answer(
-        uow, answer_id=answer_id, user=user, value=body.value, reason=body.reason, now=now
+        uow,
+        answer_id=answer_id,
+        user=user,
+        value=body.value,
+        reason=body.reason,
+        now=now,
+        actor=actor,
     )

@@ -12,7 +12,9 @@ from fastapi import APIRouter, Path, Query
 from fastapi.responses import Response
 
 from api.deps import AUTH_ERRORS, Managers, NowDep, SettingsDep, UowDep
+from api.params import MAX_ROW_ID
 from callcenter.config import CallbackType, Settings
+from callcenter.errors import InvalidField
 from callcenter.reports.exports import MEDIA_TYPES, ExportFormat, to_csv, to_xlsx
 from callcenter.reports.schemas import (
     ChurnCasePage,
@@ -30,6 +32,7 @@ from callcenter.reports.tables import (
     default_period,
     kpi_table,
 )
+from callcenter.timeformats import IsoDate
 
 router = APIRouter(prefix="/api/v1/reports", tags=["reports"])
 
@@ -42,9 +45,9 @@ _DOWNLOAD: dict[int | str, dict[str, Any]] = {
 }
 
 Start = Annotated[
-    date | None, Query(description="First local day (default: 30 days before yesterday).")
+    IsoDate | None, Query(description="First local day (default: 30 days before yesterday).")
 ]
-End = Annotated[date | None, Query(description="Last local day, included (default: yesterday).")]
+End = Annotated[IsoDate | None, Query(description="Last local day, included (default: yesterday).")]
 Format = Annotated[ExportFormat, Query(description="csv (UTF-8 with BOM) or xlsx.")]
 Limit = Annotated[int, Query(ge=1, le=1000)]
 Offset = Annotated[int, Query(ge=0, le=10_000_000)]
@@ -54,6 +57,9 @@ def _period(
     start: date | None, end: date | None, now: Any, settings: Settings
 ) -> tuple[date, date]:
     first, last = default_period(now, ZoneInfo(settings.rules.default_timezone))
+    if start is None and end is not None and end - date.min < last - first:
+        # The default period before `end` would begin before the calendar does.
+        raise InvalidField("end", f"{end} is too early: give start as well")
     start, end = start or (first if end is None else end - (last - first)), end or last
     check_period(start, end)
     return start, end
@@ -97,7 +103,9 @@ def get_kpis(
     start: Start = None,
     end: End = None,
     team: Annotated[str | None, Query(description="One team.")] = None,
-    agent_id: Annotated[int | None, Query(description="One agent (user id).")] = None,
+    agent_id: Annotated[
+        int | None, Query(ge=1, le=MAX_ROW_ID, description="One agent (user id).")
+    ] = None,
     callback_type: Annotated[CallbackType | None, Query(description="One type.")] = None,
 ) -> KpiReport:
     """Timeliness (KPI-1, target ≥ 90 %), satisfaction (KPI-2, ≥ 95 %), transfer timeliness
@@ -124,7 +132,7 @@ def export_kpis(
     start: Start = None,
     end: End = None,
     team: str | None = None,
-    agent_id: int | None = None,
+    agent_id: Annotated[int | None, Query(ge=1, le=MAX_ROW_ID)] = None,
     callback_type: CallbackType | None = None,
 ) -> Response:
     filters = _kpi_filters(start, end, team, agent_id, callback_type, now, settings)

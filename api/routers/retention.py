@@ -5,7 +5,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, status
 
-from api.deps import AUTH_ERRORS, Caller, NowDep, Reader, SettingsDep, UowDep
+from api.deps import AUTH_ERRORS, ActorDep, Caller, NowDep, Reader, SettingsDep, UowDep
+from api.params import MAX_ROW_ID, RowId
 from callcenter.retention.rules import CaseState
 from callcenter.retention.schemas import (
     CaseDetail,
@@ -74,7 +75,9 @@ def get_cases(
     state: Annotated[list[CaseState], Query()] = [],  # noqa: B006
     level: Annotated[list[Level], Query()] = [],  # noqa: B006
     overdue: Annotated[bool | None, Query(description="Open and past its due time.")] = None,
-    callback_id: Annotated[int | None, Query(description="The churn callback's id.")] = None,
+    callback_id: Annotated[
+        int | None, Query(ge=1, le=MAX_ROW_ID, description="The churn callback's id.")
+    ] = None,
     customer_id: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
@@ -95,7 +98,7 @@ def get_cases(
     responses={**AUTH_ERRORS, **_LEVEL_FORBIDDEN, 404: {"description": "No such case."}},
 )
 def get_one(
-    case_id: int, uow: UowDep, now: NowDep, settings: SettingsDep, user: Reader
+    case_id: RowId, uow: UowDep, now: NowDep, settings: SettingsDep, user: Reader
 ) -> CaseDetail:
     return get_case(uow, case_id=case_id, user=user, now=now, config=settings.rules)
 
@@ -117,16 +120,19 @@ def get_one(
     },
 )
 def post_step(
-    case_id: int,
+    case_id: RowId,
     body: StepCreate,
     uow: UowDep,
     now: NowDep,
     settings: SettingsDep,
     user: Caller,
+    actor: ActorDep,
 ) -> CaseDetail:
     """Level 1 is recorded by the agent holding the claim on the churn callback and records
     the answered attempt on it as well (fill in its questionnaire first). Escalated: the next
     level is due 24 h (level 2) or 48 h (level 3) later by default. Lost: say whether the
     customer might come back (`win_back`) and when (`win_back_on`); a win-back callback is
     created for that day."""
-    return record_step(uow, case_id=case_id, user=user, step=body, now=now, config=settings.rules)
+    return record_step(
+        uow, case_id=case_id, user=user, step=body, now=now, config=settings.rules, actor=actor
+    )

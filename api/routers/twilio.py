@@ -18,7 +18,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import get_clock, get_settings, get_uow
+from api.deps import clock_of, settings_of, uow_of
 from callcenter.config import Settings
 from callcenter.ivr.service import Webhook, handle_gather, handle_status, handle_voice
 from callcenter.questionnaires.definitions import PhraseBook
@@ -29,7 +29,7 @@ from callcenter.telephony.twiml import to_twiml
 
 async def twilio_form(request: Request) -> dict[str, str]:
     """The webhook's form fields, once its signature is verified (403 otherwise)."""
-    settings = get_settings(request)
+    settings = settings_of(request)
     form = await request.form()
     params = {key: value for key, value in form.items() if isinstance(value, str)}
     url = settings.telephony.public_base_url.rstrip("/") + request.url.path
@@ -62,13 +62,13 @@ def _twiml(verbs: Sequence[Verb], settings: Settings) -> Response:
 
 @router.post("/{ref}/voice", summary="The call was answered: what to say", responses=_FORBIDDEN)
 async def voice(ref: str, form: TwilioRequest, request: Request) -> Response:
-    settings = get_settings(request)
+    settings = settings_of(request)
     verbs = await run_in_threadpool(
         handle_voice,
-        get_uow(request),
+        uow_of(request),
         ref=ref,
         hook=Webhook.from_form(form),
-        now=get_clock(request).now(),
+        now=clock_of(request).now(),
         telephony=settings.telephony,
         phrases=_phrases(request),
     )
@@ -83,15 +83,15 @@ async def gather(
     q: Annotated[str, Query(max_length=64, description="The question asked.")],
     t: Annotated[int, Query(ge=1, le=20, description="The try at it.")],
 ) -> Response:
-    settings = get_settings(request)
+    settings = settings_of(request)
     verbs = await run_in_threadpool(
         handle_gather,
-        get_uow(request),
+        uow_of(request),
         ref=ref,
         question_id=q,
         try_number=t,
         hook=Webhook.from_form(form),
-        now=get_clock(request).now(),
+        now=clock_of(request).now(),
         telephony=settings.telephony,
         phrases=_phrases(request),
     )
@@ -105,13 +105,13 @@ async def gather(
     responses=_FORBIDDEN,
 )
 async def call_status(ref: str, form: TwilioRequest, request: Request) -> Response:
-    settings = get_settings(request)
+    settings = settings_of(request)
     await run_in_threadpool(
         handle_status,
-        get_uow(request),
+        uow_of(request),
         ref=ref,
         hook=Webhook.from_form(form),
-        now=get_clock(request).now(),
+        now=clock_of(request).now(),
         config=settings.rules,
         telephony=settings.telephony,
     )

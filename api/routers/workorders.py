@@ -5,7 +5,17 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import AUTH_ERRORS, Caller, NowDep, Overseer, SettingsDep, Supervising, UowDep
+from api.deps import (
+    AUTH_ERRORS,
+    ActorDep,
+    Caller,
+    NowDep,
+    Overseer,
+    SettingsDep,
+    Supervising,
+    UowDep,
+)
+from api.params import RowId
 from callcenter.workorders.models import WorkOrderKind, WorkOrderStatus
 from callcenter.workorders.schemas import FollowUpCreate, WorkOrderPage, WorkOrderRead
 from callcenter.workorders.service import create_follow_up, hand_over, list_work_orders
@@ -24,12 +34,13 @@ router = APIRouter(prefix="/api/v1", tags=["work orders"])
     },
 )
 def post_follow_up(
-    callback_id: int,
+    callback_id: RowId,
     body: FollowUpCreate,
     uow: UowDep,
     now: NowDep,
     settings: SettingsDep,
     agent: Caller,
+    actor: ActorDep,
 ) -> WorkOrderRead:
     """Due to be handed over within 15 minutes (configurable)."""
     return create_follow_up(
@@ -39,6 +50,7 @@ def post_follow_up(
         follow_up=body,
         now=now,
         config=settings.rules,
+        actor=actor,
     )
 
 
@@ -58,10 +70,20 @@ class HandOver(BaseModel):
     },
 )
 def post_hand_over(
-    work_order_id: int, uow: UowDep, now: NowDep, user: Supervising, body: HandOver | None = None
+    work_order_id: RowId,
+    uow: UowDep,
+    now: NowDep,
+    user: Supervising,
+    actor: ActorDep,
+    body: HandOver | None = None,
 ) -> WorkOrderRead:
     return hand_over(
-        uow, work_order_id=work_order_id, user=user, now=now, team=body.team if body else None
+        uow,
+        work_order_id=work_order_id,
+        user=user,
+        now=now,
+        team=body.team if body else None,
+        actor=actor,
     )
 
 

@@ -12,6 +12,8 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlmodel import Session, col
 
+from callcenter.audit import service as audit
+from callcenter.audit.rules import Actor, AuditAction, SubjectType, actor_for
 from callcenter.callbacks.models import Attempt, Callback, CallbackEvent, CallbackEventKind
 from callcenter.callbacks.rules import CallbackStatus
 from callcenter.callbacks.schemas import (
@@ -99,9 +101,12 @@ def desk(
     lang: Lang,
     forbidden: Sequence[str],
     draft: Mapping[str, str] | None = None,
+    actor: Actor | None = None,
 ) -> DeskView:
     """The call the agent holds now (a live lease), its history and the customer's other open
-    callbacks, the times the customer may be called back at, and the agent's own callbacks."""
+    callbacks, the times the customer may be called back at, and the agent's own callbacks.
+    The desk shows the held customer's full phone number: that view is audited (rule SV-4;
+    `actor` says from where, default `agent`)."""
     assert agent.id is not None
     with uow:
         session = uow.session
@@ -148,7 +153,16 @@ def desk(
         )
         zone = ZoneInfo(customer.timezone)
         slots = call_slots(now, first.hard_due_at, zone, config.windows, step=step)
-        return DeskView(
+        audit.record(
+            session,
+            actor=actor_for(agent, actor),
+            action=AuditAction.PHONE_VIEWED,
+            subject_type=SubjectType.CUSTOMER,
+            subject_id=customer.external_id,
+            now=now,
+            detail={"via": "desk", "claim_id": first.claim_id, "callbacks": ids},
+        )
+        view = DeskView(
             claim=claim,
             current=held_views[0],
             attempts=_attempts(session, [*ids, *other_ids]),
@@ -162,6 +176,8 @@ def desk(
                 session, first, user=agent, lang=lang, now=now, forbidden=forbidden, draft=draft
             ),
         )
+        uow.commit()  # the view's audit row
+        return view
 
 
 def _personal(session: Session, agent_id: int, now: datetime) -> list[CallbackRead]:
@@ -335,11 +351,17 @@ class NotReassignable(Conflict):
 
 
 def reassign(
-    uow: UnitOfWork, *, callback_id: int, agent_username: str, by: User, now: datetime
+    uow: UnitOfWork,
+    *,
+    callback_id: int,
+    agent_username: str,
+    by: User,
+    now: datetime,
+    actor: Actor | None = None,
 ) -> CallbackRead:
     """Give an open callback to an agent: it waits in that agent's list, and a lease someone
     else holds on it ends. The agent's grace period (then the shared queue) applies as for a
-    callback a customer asked that agent for."""
+    callback a customer asked that agent for. Audited (rule SV-4; `actor` default `by`)."""
     with uow:
         session = uow.session
         callback = session.get(Callback, callback_id, with_for_update=True)
@@ -357,9 +379,25 @@ def reassign(
             raise InvalidField("agent", f"no active user {agent_username!r}")
         if agent.role not in (UserRole.AGENT, UserRole.SUPERVISOR, UserRole.RETENTION_LEAD):
             raise InvalidField("agent", f"{agent_username} ({agent.role}) does not make calls")
+        previous = callback.assigned_agent_id
+        held_by = callback.claimed_by_id if callback.status is CallbackStatus.CLAIMED else None
         _end_claim(session, callback, now)
         callback.assigned_agent_id = agent.id
         callback.updated_at = now
+        audit.record(
+            session,
+            actor=actor_for(by, actor),
+            action=AuditAction.CALLBACK_REASSIGNED,
+            subject_type=SubjectType.CALLBACK,
+            subject_id=callback_id,
+            now=now,
+            detail={
+                "to": agent.username,
+                "to_user_id": agent.id,
+                "from_user_id": previous,
+                "lease_ended_for_user_id": held_by,
+            },
+        )
         session.add(
             CallbackEvent(
                 callback_id=callback_id,
@@ -375,9 +413,12 @@ def reassign(
         return view
 
 
-def release_lease(uow: UnitOfWork, *, callback_id: int, by: User, now: datetime) -> CallbackRead:
+def release_lease(
+    uow: UnitOfWork, *, callback_id: int, by: User, now: datetime, actor: Actor | None = None
+) -> CallbackRead:
     """End the lease on a claimed callback (and on the others of the same claim): they go back
-    to the queue at once, and the agent who held them can no longer record on them."""
+    to the queue at once, and the agent who held them can no longer record on them. Audited
+    once for the claim (rule SV-4; `actor` default `by`)."""
     with uow:
         session = uow.session
         callback = session.get(Callback, callback_id, with_for_update=True)
@@ -410,6 +451,18 @@ def release_lease(uow: UnitOfWork, *, callback_id: int, by: User, now: datetime)
                     actor_id=by.id,
                 )
             )
+        audit.record(
+            session,
+            actor=actor_for(by, actor),
+            action=AuditAction.LEASE_RELEASED,
+            subject_type=SubjectType.CALLBACK,
+            subject_id=callback_id,
+            now=now,
+            detail={
+                "held_by": holder.username if holder else None,
+                "callbacks": sorted(held.id for held in siblings if held.id is not None),
+            },
+        )
         session.flush()
         view = callback_views(session, [callback_id], now=now)[callback_id]
         uow.commit()

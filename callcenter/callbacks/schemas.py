@@ -12,6 +12,7 @@ from callcenter.callbacks.rules import AttemptOutcome, CallbackStatus, EventType
 from callcenter.config import CallbackType, Channel
 from callcenter.customers.models import CustomerTitle
 from callcenter.customers.rules import check_zone
+from callcenter.timeformats import IsoAwareDatetime
 
 Text = Annotated[str, Field(min_length=1, max_length=200)]
 Key = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[\x21-\x7e]+$")]
@@ -71,7 +72,7 @@ class EventIn(BaseModel):
         Field(description="Idempotency key: the same event_id again creates nothing.")
     )
     type: EventType
-    occurred_at: AwareDatetime = Field(description="ISO 8601 with an offset; naive is refused.")
+    occurred_at: IsoAwareDatetime = Field(description="ISO 8601 with an offset; naive is refused.")
     order_id: Key
     customer: CustomerIn
 
@@ -159,7 +160,7 @@ class AttemptCreate(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     outcome: AttemptOutcome
-    call_back_at: AwareDatetime | None = Field(
+    call_back_at: IsoAwareDatetime | None = Field(
         default=None,
         description="With call_back_later: when the customer asked to be called, inside a "
         "calling window and before the hard limit.",

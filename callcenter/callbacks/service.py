@@ -7,7 +7,7 @@ import json
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -16,7 +16,9 @@ import sqlalchemy as sa
 from pydantic import TypeAdapter, ValidationError
 from sqlmodel import Session, col
 
-from callcenter.callbacks import rules
+from callcenter.audit import service as audit
+from callcenter.audit.rules import Actor, AuditAction, SubjectType, actor_for
+from callcenter.callbacks import bulk, rules
 from callcenter.callbacks.models import Attempt, Callback, IntakeEvent
 from callcenter.callbacks.rules import (
     CALLBACK_FOR_EVENT,
@@ -306,6 +308,15 @@ def _claim_event_ids(session: Session, items: list[_Prepared], now: datetime) ->
         # A fixed order keeps concurrent batches from deadlocking on each other's keys.
         for item in sorted(items, key=lambda i: i.event.event_id)
     ]
+    if _on_postgresql(session):
+        claimed = bulk.insert_rows(
+            session,
+            "events",
+            _EVENT_COLUMNS,
+            rows,
+            suffix="ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
+        )
+        return set(claimed)
     table = IntakeEvent.__table__  # type: ignore[attr-defined]
     stmt = (
         upsert_into(session, table)
@@ -343,6 +354,29 @@ def _upsert_customers(session: Session, items: list[_Prepared], now: datetime) -
         }
         for key, item in sorted(newest.items())
     ]
+    if _on_postgresql(session):
+        bulk.insert_rows(session, "customers", _CUSTOMER_COLUMNS, rows, suffix=_CUSTOMER_UPSERT)
+    else:
+        _upsert_customer_rows(session, rows)
+    zones = sorted({item.zone for item in newest.values()})
+    zone_table = KnownZone.__table__  # type: ignore[attr-defined]
+    added = session.execute(
+        upsert_into(session, zone_table)
+        .values([{"name": zone} for zone in zones])
+        .on_conflict_do_nothing(index_elements=["name"])
+        .returning(zone_table.c.name)
+    ).all()
+    if added:
+        session.info["zones_added"] = True  # forgotten by the cache once committed
+    if _on_postgresql(session):
+        return bulk.select_ids(session, "customers", "external_id", list(newest))
+    ids = sa.select(col(Customer.external_id), col(Customer.id)).where(
+        col(Customer.external_id).in_(list(newest))
+    )
+    return {row[0]: row[1] for row in session.execute(ids)}
+
+
+def _upsert_customer_rows(session: Session, rows: list[dict[str, Any]]) -> None:
     table = Customer.__table__  # type: ignore[attr-defined]
     stmt = upsert_into(session, table)
     stmt = stmt.on_conflict_do_update(
@@ -355,20 +389,6 @@ def _upsert_customers(session: Session, items: list[_Prepared], now: datetime) -
         where=table.c.info_as_of <= stmt.excluded.info_as_of,
     )
     session.execute(stmt, rows)
-    zones = sorted({item.zone for item in newest.values()})
-    zone_table = KnownZone.__table__  # type: ignore[attr-defined]
-    added = session.execute(
-        upsert_into(session, zone_table)
-        .values([{"name": zone} for zone in zones])
-        .on_conflict_do_nothing(index_elements=["name"])
-        .returning(zone_table.c.name)
-    ).all()
-    if added:
-        session.info["zones_added"] = True  # forgotten by the cache once committed
-    ids = sa.select(col(Customer.external_id), col(Customer.id)).where(
-        col(Customer.external_id).in_(list(newest))
-    )
-    return {row[0]: row[1] for row in session.execute(ids)}
 
 
 def _create_callbacks(
@@ -381,6 +401,7 @@ def _create_callbacks(
 ) -> tuple[dict[str, int], dict[int, CallbackRead]]:
     """Insert the callbacks of newly received events; their ids by event, and their views
     (built from what was inserted, without reading it back)."""
+    _lock_contact_orders(session, items)
     closed_orders = _orders_with_closing_events(session, items)
     scripts = current_versions(session)
     calendar = WorkdayCalendar(config.workdays)
@@ -449,6 +470,18 @@ def _create_callbacks(
         for item, row, callback_id in zip(items, rows, ids, strict=True)
         if callback_id not in cancelled  # changed since: read back
     }
+    links = [
+        {
+            "event_id": item.event.event_id,
+            "callback_id": callback_of_event[item.event.event_id],
+            "customer_id": customer_ids[item.event.customer.id],
+        }
+        for item in items
+    ]
+    if _on_postgresql(session):
+        linked = [("callback_id", int), ("customer_id", int)]
+        bulk.update_rows(session, "events", ("event_id", str), linked, links)
+        return callback_of_event, views
     event_table = IntakeEvent.__table__  # type: ignore[attr-defined]
     session.execute(
         sa.update(event_table)
@@ -456,11 +489,11 @@ def _create_callbacks(
         .values(callback_id=sa.bindparam("b_callback_id"), customer_id=sa.bindparam("b_cust")),
         [
             {
-                "b_event_id": item.event.event_id,
-                "b_callback_id": callback_of_event[item.event.event_id],
-                "b_cust": customer_ids[item.event.customer.id],
+                "b_event_id": link["event_id"],
+                "b_callback_id": link["callback_id"],
+                "b_cust": link["customer_id"],
             }
-            for item in items
+            for link in links
         ],
         execution_options={"synchronize_session": False},
     )
@@ -510,18 +543,93 @@ def _insert_with_ids(session: Session, table: Any, rows: list[dict[str, Any]]) -
             sa.insert(table).returning(table.c.id, sort_by_parameter_order=True), rows
         )
         return [int(row[0]) for row in inserted]
-    ids = [
-        int(i)
-        for i in session.execute(
-            sa.text(
-                "SELECT nextval(pg_get_serial_sequence(:table, 'id')) "
-                "FROM generate_series(1, :count)"
-            ),
-            {"table": table.name, "count": len(rows)},
-        ).scalars()
-    ]
-    session.execute(sa.insert(table), [{**row, "id": i} for row, i in zip(rows, ids, strict=True)])
+    ids = bulk.next_ids(session, table.name, len(rows))
+    with_ids = [{**row, "id": i} for row, i in zip(rows, ids, strict=True)]
+    if table.name == "callbacks":
+        bulk.insert_rows(session, "callbacks", _CALLBACK_COLUMNS, with_ids)
+    else:
+        session.execute(sa.insert(table), with_ids)
     return ids
+
+
+def _on_postgresql(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+# The columns the intake writes on PostgreSQL (callcenter/callbacks/bulk.py), with their kind.
+_EVENT_COLUMNS = [
+    ("event_id", str),
+    ("type", str),
+    ("body_hash", str),
+    ("order_id", str),
+    ("occurred_at", datetime),
+    ("received_at", datetime),
+]
+_CUSTOMER_COLUMNS = [
+    ("external_id", str),
+    ("name", str),
+    ("title", str),
+    ("phone", str),
+    ("timezone", str),
+    ("region", str),
+    ("info_as_of", datetime),
+    ("created_at", datetime),
+]
+# An older event delivered late must not overwrite newer details.
+_CUSTOMER_UPSERT = (
+    "ON CONFLICT (external_id) DO UPDATE SET name = excluded.name, title = excluded.title, "
+    "phone = excluded.phone, timezone = excluded.timezone, region = excluded.region, "
+    "info_as_of = excluded.info_as_of WHERE customers.info_as_of <= excluded.info_as_of"
+)
+_CALLBACK_COLUMNS = [
+    ("id", int),
+    ("type", str),
+    ("status", str),
+    ("channel", str),
+    ("customer_id", int),
+    ("order_id", str),
+    ("event_id", str),
+    ("script_version_id", int),
+    ("anchor_at", datetime),
+    ("available_at", datetime),
+    ("due_at", datetime),
+    ("hard_due_at", datetime),
+    ("attempt_count", int),
+    ("unreached_count", int),
+    ("closed_at", datetime),
+    ("close_reason", str),
+    ("created_at", datetime),
+    ("updated_at", datetime),
+    ("install_due_on", date),
+    ("install_latest_on", date),
+]
+
+
+# The PostgreSQL advisory lock that makes the intake of a CB-7 contact and of its closing event
+# for one order wait for each other: this number with the hash of the schema and the order.
+CONTACT_ORDER_LOCK = 10050_0003
+_CONTACT_ORDER_LOCK_SQL = sa.text(
+    "SELECT pg_advisory_xact_lock(:key, h) FROM ("
+    " SELECT DISTINCT hashtext(current_schema() || ':' || o) AS h"
+    " FROM unnest(CAST(:orders AS text[])) AS t(o) ORDER BY h) AS s"
+)
+
+
+def _lock_contact_orders(session: Session, items: list[_Prepared]) -> None:
+    """rule CB-7: without this, a contact and its closing event taken by two transactions at
+    once each miss the other (neither is committed yet) and the contact stays open. SQLite
+    needs nothing: its immediate transactions already run one at a time."""
+    orders = sorted(
+        {
+            item.event.order_id
+            for item in items
+            if item.event.type in CLOSES_PROACTIVE
+            or CALLBACK_FOR_EVENT[item.event.type] in CLOSED_BY
+        }
+    )
+    if orders and _on_postgresql(session):
+        # In hash order: two batches that share orders take their locks in the same order.
+        session.execute(_CONTACT_ORDER_LOCK_SQL, {"key": CONTACT_ORDER_LOCK, "orders": orders})
 
 
 def _orders_with_closing_events(session: Session, items: list[_Prepared]) -> set[tuple[str, str]]:
@@ -782,7 +890,10 @@ def _build_claim_select(personal: bool) -> sa.Select[*tuple[Any, ...]]:
         )
         .order_by(_CB.c.hard_due_at, _CB.c.due_at, _CB.c.id)
         .limit(1)
-        .with_for_update(of=_CU, skip_locked=True)
+        # FOR NO KEY UPDATE: two claimers still exclude each other on the customer, but a
+        # foreign-key check on it (the SLA watch inserting an urging order for one of its
+        # callbacks) no longer waits for the claim, which waits for that callback: a deadlock.
+        .with_for_update(of=_CU, skip_locked=True, key_share=True)
     )
 
 
@@ -828,10 +939,20 @@ def claim_statement(
 
 
 def claim_next(
-    uow: UnitOfWork, *, agent: User, now: datetime, config: RulesConfig
+    uow: UnitOfWork,
+    *,
+    agent: User,
+    now: datetime,
+    config: RulesConfig,
+    actor: Actor | None = None,
+    phone_shown: bool = True,
 ) -> ClaimRead | None:
     """Lease the customer with the most urgent callable callback, with all of that customer's
-    callable callbacks, to `agent`; None when nothing may be called now."""
+    callable callbacks, to `agent`; None when nothing may be called now.
+
+    The claim carries the customer's full phone number: unless the caller does not show it
+    (`phone_shown=False`: the console shows it on the desk, which records that view), the
+    view is audited in the claim's transaction, one INSERT (rule SV-4)."""
     assert agent.id is not None
     with uow:
         session = uow.session
@@ -865,6 +986,16 @@ def claim_next(
             # Another claimer took this customer between our read and our write: next one.
         else:
             return None
+        if phone_shown:
+            audit.record(
+                session,
+                actor=actor_for(agent, actor),
+                action=AuditAction.PHONE_VIEWED,
+                subject_type=SubjectType.CUSTOMER,
+                subject_id=row.external_id,
+                now=now,
+                detail={"via": "claim", "claim_id": claim_id, "callbacks": [cb.id for cb in taken]},
+            )
         uow.commit()
     customer = CustomerRead(
         id=row.external_id,
@@ -936,13 +1067,16 @@ def record_attempt(
     answers: Mapping[str, object] | None = None,
     answers_from_form: bool = False,
     retention_step: StepCreate | None = None,
+    actor: Actor | None = None,
 ) -> AttemptRecorded:
     """Record one attempt by the agent who holds the claim (rule SV-4: inserted, never
     updated), with the `answers` given on it if any, in the same transaction: an answered
     attempt then needs the whole questionnaire. An answered churn call needs its level-1
     `retention_step` (rules CB-6, RT-1), recorded with it. Raises NotFound, NotYourClaim,
     LeaseExpired, IllegalTransition, CallBackTimeRefused, InvalidAnswers, or the retention
-    errors (see `callcenter.retention.service.after_attempts`)."""
+    errors (see `callcenter.retention.service.after_attempts`). Audited with what it
+    recorded, in its transaction (rule SV-4); `actor` says from where (default: `agent`)."""
+    actor = actor_for(agent, actor)
     with uow:
         session = uow.session
         callback = session.get(Callback, callback_id, with_for_update=True)
@@ -961,6 +1095,7 @@ def record_attempt(
                 now=now,
                 complete=attempt.outcome is AttemptOutcome.ANSWERED,
                 from_form=answers_from_form,
+                actor=actor,
             )
         if attempt.outcome is AttemptOutcome.ANSWERED:
             check_complete(session, callback)  # not closed half-asked
@@ -1007,17 +1142,69 @@ def record_attempt(
                 ],
             )
         session.flush()
+        audit.record(
+            session,
+            actor=actor,
+            action=AuditAction.ATTEMPT_RECORDED,
+            subject_type=SubjectType.CALLBACK,
+            subject_id=callback_id,
+            now=now,
+            detail={
+                "outcome": attempt.outcome,
+                "channel": Channel.AGENT,
+                "attempts": [a.id for a, _ in recorded],
+                "callbacks": [t.id for _, t in recorded],
+            },
+        )
         # Imported here: the retention service builds on this module.
         from callcenter.retention.service import after_attempts
 
-        after_attempts(session, recorded, agent=agent, step=retention_step, now=now, config=config)
-        views = callback_views(session, [t.id for _, t in recorded if t.id is not None], now=now)
+        after_attempts(
+            session,
+            recorded,
+            agent=agent,
+            step=retention_step,
+            now=now,
+            config=config,
+            actor=actor,
+        )
+        views = _views_after_attempt(session, recorded, customer, agent, now=now)
         result = AttemptRecorded(
             attempts=[attempt_read(a, agent.username) for a, _ in recorded],
             callbacks=[views[t.id] for _, t in recorded if t.id is not None],
         )
         uow.commit()
         return result
+
+
+def _views_after_attempt(
+    session: Session,
+    recorded: list[tuple[Attempt, Callback]],
+    customer: Customer,
+    agent: User,
+    *,
+    now: datetime,
+) -> dict[int, CallbackRead]:
+    """The views of the callbacks an attempt changed, from the rows in hand: usually every
+    user they name is the agent, so nothing is read again; otherwise they are read back."""
+    names: dict[int | None, str | None] = {None: None, agent.id: agent.username}
+    views: dict[int, CallbackRead] = {}
+    unknown: list[int] = []
+    for _, target in recorded:
+        assert target.id is not None
+        if target.claimed_by_id in names and target.assigned_agent_id in names:
+            views[target.id] = _callback_read(
+                target,
+                customer,
+                names[target.claimed_by_id],
+                names[target.assigned_agent_id],
+                now=now,
+            )
+        else:
+            unknown.append(target.id)
+    if unknown:
+        views.update(callback_views(session, unknown, now=now))
+    return views
 
 
 def _effect_for(outcome: AttemptOutcome, *, zone: ZoneInfo, **kwargs: Any) -> rules.AttemptEffect:

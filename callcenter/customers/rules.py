@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
@@ -13,6 +14,13 @@ class InvalidPhone(ValueError):
 
 def normalize_phone(raw: str, default_region: str) -> str:
     """The number in E.164 (`+8613812345678`), or `InvalidPhone` saying what is wrong."""
+    return _normalize(raw, default_region)
+
+
+# The order system sends the same customers' numbers again and again, and parsing one costs
+# more than the rest of taking its event in; a valid number's answer never changes.
+@functools.lru_cache(maxsize=65_536)
+def _normalize(raw: str, default_region: str) -> str:
     text = raw.strip()
     if not text:
         raise InvalidPhone("the phone number is empty")
@@ -44,6 +52,7 @@ def check_zone(name: str) -> str:
     """The IANA zone name if it exists, else `ValueError` saying so."""
     try:
         ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
+    # A folder of the zone database (`America`) is found but cannot be read as a zone.
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
         raise ValueError(f"{name!r} is not an IANA time zone (for example Asia/Shanghai)") from exc
     return name

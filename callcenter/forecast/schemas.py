@@ -1,12 +1,27 @@
 """The roster and the capacity forecast as the API shows them."""
 
 from datetime import date, datetime, time
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
 
 from callcenter.forecast.rules import MissedDeadline
+from callcenter.timeformats import IsoDate
 
 MAX_AGENTS = 10_000
+
+# A wall-clock time without an offset (RFC 3339 `partial-time`): JSON Schema's `time` format
+# requires an offset, which a window's local start does not have.
+LocalTime = Annotated[
+    time,
+    WithJsonSchema(
+        {
+            "type": "string",
+            "format": "partial-time",
+            "pattern": r"^([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d+)?)?$",
+        }
+    ),
+]
 
 
 class RosterSet(BaseModel):
@@ -14,8 +29,8 @@ class RosterSet(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    day: date
-    window_start: time = Field(
+    day: IsoDate
+    window_start: LocalTime = Field(
         description="The window, by its local start time in the default zone (e.g. `08:30`)."
     )
     agents: int = Field(ge=0, le=MAX_AGENTS)
@@ -34,7 +49,7 @@ class RosterSet(BaseModel):
 class RosterRead(BaseModel):
     id: int
     day: date
-    window_start: time
+    window_start: LocalTime
     agents: int
     team: str | None
     updated_by: str | None
@@ -45,7 +60,7 @@ class ForecastWindow(BaseModel):
     """One calling window of the horizon (rule CB-5) and its load."""
 
     day: date
-    window_start: time = Field(description="The roster's key: local start time, default zone.")
+    window_start: LocalTime = Field(description="The roster's key: local start time, default zone.")
     starts_at: datetime = Field(description="The part still ahead: now, for an open window.")
     ends_at: datetime
     agents: int = Field(description="Rostered (the sum of the window's roster rows).")

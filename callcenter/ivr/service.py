@@ -20,6 +20,8 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlmodel import Session, col
 
+from callcenter.audit import service as audit
+from callcenter.audit.rules import IVR, AuditAction, SubjectType
 from callcenter.callbacks.models import Attempt, Callback
 from callcenter.callbacks.rules import UNREACHED_OUTCOMES, CallbackStatus
 from callcenter.config import CallbackType, Channel, RulesConfig, TelephonySettings
@@ -1004,6 +1006,7 @@ def _finalize(
     end: Ask | End | None = None
     answered = 0
     complete = False
+    survey: _Survey | None = None
     if status is CallStatus.COMPLETED and call.script_version_id is not None:
         survey = _survey(session, call, now, script_lang(telephony))
         end = rules.next_action(survey.definition, survey.answers, survey.steps)
@@ -1062,6 +1065,24 @@ def _finalize(
         else:
             changes |= {"closed_at": now, "close_reason": settlement.reason}
     db.execute(sa.update(_CALLBACKS).where(_CALLBACKS.c.id == callback.id).values(changes))
+    # rule SV-4: the IVR's outcome, with the answers the customer keyed in on this call, is
+    # audited as the machine's (no person, no address).
+    audit.record(
+        session,
+        actor=IVR,
+        action=AuditAction.ATTEMPT_RECORDED,
+        subject_type=SubjectType.CALLBACK,
+        subject_id=callback.id,
+        now=now,
+        detail={
+            "outcome": result.outcome,
+            "channel": Channel.IVR,
+            "attempts": [attempt_id],
+            "ivr_call": call.id,
+            "questions": sorted(survey.answers) if survey is not None else [],
+            "disposition": disposition,
+        },
+    )
     db.execute(
         _END_CALL,
         {

@@ -9,6 +9,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col
 
+from callcenter.audit import service as audit
+from callcenter.audit.rules import Actor, AuditAction, SubjectType, actor_for
 from callcenter.callbacks.models import Callback
 from callcenter.callbacks.rules import CallbackStatus
 from callcenter.config import CallbackType, Channel
@@ -226,6 +228,7 @@ def record_answers(
     answers: Mapping[str, object],
     now: datetime,
     channel: Channel = Channel.AGENT,
+    actor: Actor | None = None,
 ) -> list[AnswerRead]:
     """Record answers given on the current call, validated against the callback's script
     version. An answer once recorded is never replaced here (rule SV-4): use a correction.
@@ -233,7 +236,9 @@ def record_answers(
     with uow:
         session = uow.session
         callback = _holder_callback(session, callback_id, user, now)
-        rows = add_answers(session, callback, user=user, answers=answers, now=now, channel=channel)
+        rows = add_answers(
+            session, callback, user=user, answers=answers, now=now, channel=channel, actor=actor
+        )
         result = _answer_reads(session, rows)
         uow.commit()
         return result
@@ -249,12 +254,14 @@ def add_answers(
     channel: Channel = Channel.AGENT,
     complete: bool = False,
     from_form: bool = False,
+    actor: Actor | None = None,
 ) -> list[Answer]:
     """Insert answers to `callback` (held and locked by the caller) in the caller's
     transaction. With `complete`, the answers with those already recorded must be the whole
     questionnaire: every required question on the path the answers take (every error is
     reported at once). With `from_form`, the answers are a form's strings, typed here by
-    each question's kind. Raises InvalidAnswers, Conflict or NoScript."""
+    each question's kind. Audited in the caller's transaction (rule SV-4; `actor` says from
+    where, default `user`). Raises InvalidAnswers, Conflict or NoScript."""
     if callback.script_version_id is None or callback.id is None:
         raise NoScript(f"callback {callback.id} has no script")
     _, definition = definition_of(session, callback.script_version_id)
@@ -283,7 +290,10 @@ def add_answers(
         if question.id not in answers:
             continue
         parsed = parse_answer(question, answers[question.id])
-        assert not isinstance(parsed, AnswerError)
+        # A null passes the partial check above as "not answered yet"; recorded, it must be
+        # an answer.
+        if isinstance(parsed, AnswerError):
+            raise InvalidAnswers((parsed,))
         row = Answer(
             callback_id=callback.id,
             script_version_id=callback.script_version_id,
@@ -297,11 +307,32 @@ def add_answers(
         session.add(row)
         rows.append(row)
     session.flush()
+    if rows:
+        audit.record(
+            session,
+            actor=actor_for(user, actor),
+            action=AuditAction.ANSWERS_RECORDED,
+            subject_type=SubjectType.CALLBACK,
+            subject_id=callback.id,
+            now=now,
+            detail={
+                "questions": [row.question_id for row in rows],
+                "answers": [row.id for row in rows],
+                "channel": channel,
+            },
+        )
     return rows
 
 
 def correct_answer(
-    uow: UnitOfWork, *, answer_id: int, user: User, value: object, reason: str, now: datetime
+    uow: UnitOfWork,
+    *,
+    answer_id: int,
+    user: User,
+    value: object,
+    reason: str,
+    now: datetime,
+    actor: Actor | None = None,
 ) -> AnswerRead:
     """Record a correction of an answer: a new row pointing at it, with who and why; the
     original stays visible (rule SV-4). Only the agent who recorded it, a supervisor or an
@@ -324,7 +355,9 @@ def correct_answer(
         if errors:
             raise InvalidAnswers(errors)
         parsed = parse_answer(definition.question(original.question_id), value)
-        assert not isinstance(parsed, AnswerError)
+        # As above: a correction to null passes the partial check, but is no answer.
+        if isinstance(parsed, AnswerError):
+            raise InvalidAnswers((parsed,))
         row = Answer(
             callback_id=original.callback_id,
             script_version_id=original.script_version_id,
@@ -339,6 +372,20 @@ def correct_answer(
         )
         session.add(row)
         session.flush()
+        audit.record(
+            session,
+            actor=actor_for(user, actor),
+            action=AuditAction.ANSWER_CORRECTED,
+            subject_type=SubjectType.ANSWER,
+            subject_id=answer_id,
+            now=now,
+            detail={
+                "callback": original.callback_id,
+                "question": original.question_id,
+                "correction": row.id,
+                "reason": reason,
+            },
+        )
         result = _answer_reads(session, [row])[0]
         uow.commit()
         return result

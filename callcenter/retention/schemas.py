@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from callcenter.callbacks.schemas import CallbackRead, CustomerRead
 from callcenter.config import RETENTION_LEVELS, OfferKind
 from callcenter.retention.rules import CaseState, StepOutcome
+from callcenter.timeformats import IsoDate
 
 Level = Annotated[int, Field(ge=RETENTION_LEVELS[0], le=RETENTION_LEVELS[-1])]
 
@@ -77,7 +78,7 @@ class StepCreate(BaseModel):
     win_back: bool | None = Field(
         default=None, description="With lost: might the customer come back? (rule RT-4)"
     )
-    win_back_on: date | None = Field(
+    win_back_on: IsoDate | None = Field(
         default=None,
         description="With win_back: the customer's local day to call them; a win-back callback "
         "is due from the first calling window of that day.",

@@ -18,6 +18,8 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlmodel import Session, col
 
+from callcenter.audit import service as audit
+from callcenter.audit.rules import Actor, AuditAction, SubjectType, actor_for
 from callcenter.callbacks.models import Attempt, Callback
 from callcenter.callbacks.rules import TERMINAL, AttemptOutcome, CallbackStatus, deadlines_for
 from callcenter.callbacks.schemas import AttemptCreate, CustomerRead
@@ -320,6 +322,7 @@ def record_step(
     step: StepCreate,
     now: datetime,
     config: RulesConfig,
+    actor: Actor | None = None,
 ) -> CaseDetail:
     """Record what the case's current level did (rule RT-4; inserted, never updated, SV-4)
     and move the case: retained, escalated to the next level (due the configured time after
@@ -329,7 +332,9 @@ def record_step(
     it, and the answered attempt on the callback is recorded with it (which closes the
     callback; its questionnaire must be complete). Raises NotFound, LevelForbidden,
     OfferAboveLevel (403), IllegalMove, NotYourClaim, LeaseExpired (409), InvalidFields,
-    InvalidAnswers (422)."""
+    InvalidAnswers (422). Audited with the attempt (level 1) or alone (rule SV-4; `actor`
+    default `user`)."""
+    actor = actor_for(user, actor)
     with uow:
         case = uow.session.get(RetentionCase, case_id)
         if case is None:
@@ -346,12 +351,13 @@ def record_step(
             now=now,
             config=config,
             retention_step=step,
+            actor=actor,
         )
     else:
         with uow:
             session = uow.session
             locked = _lock_case(session, case_id)
-            _apply_step(session, locked, step, user=user, now=now, config=config)
+            _apply_step(session, locked, step, user=user, now=now, config=config, actor=actor)
             uow.commit()
     with uow:
         # Shown to whoever recorded it, also when it went up to a level above their queue.
@@ -375,9 +381,11 @@ def _apply_step(
     user: User,
     now: datetime,
     config: RulesConfig,
+    actor: Actor,
     attempt_id: int | None = None,
 ) -> RetentionStep:
-    """Check and record one person's step on a locked case, in the caller's transaction."""
+    """Check and record one person's step on a locked case, in the caller's transaction,
+    with its audit row (rule SV-4): the offer made and the customer's answer are in it."""
     assert case.id is not None
     if case.state is not CaseState.OPEN:
         raise rules.IllegalMove(
@@ -449,6 +457,26 @@ def _apply_step(
         case.level_since = now
         case.due_at = rules.level_due_at(move.level, since=now, rules=config.retention)
     session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action=AuditAction.RETENTION_STEP_RECORDED,
+        subject_type=SubjectType.RETENTION_CASE,
+        subject_id=case.id,
+        now=now,
+        detail={
+            "step": row.id,
+            "level": row.level,
+            "outcome": row.outcome,
+            "escalated_to": row.escalated_to,
+            "reason_code": row.reason_code,
+            "offer_code": row.offer_code,
+            "offer_cost_yuan": row.offer_cost_yuan,
+            "offer_accepted": row.offer_accepted,
+            "attempt": attempt_id,
+            "win_back_callback": win_back_id,
+        },
+    )
     return row
 
 
@@ -497,6 +525,7 @@ def after_attempts(
     step: StepCreate | None,
     now: datetime,
     config: RulesConfig,
+    actor: Actor | None = None,
 ) -> None:
     """What attempts on churn callbacks do to their retention cases, in the attempt's
     transaction (called by `record_attempt`; the first pair is the callback the attempt was
@@ -539,7 +568,14 @@ def after_attempts(
             if case is None:
                 raise Conflict(f"callback {callback.id} has no retention case waiting for level 1")
             _apply_step(
-                session, case, step, user=agent, now=now, config=config, attempt_id=attempt.id
+                session,
+                case,
+                step,
+                user=agent,
+                now=now,
+                config=config,
+                actor=actor_for(agent, actor),
+                attempt_id=attempt.id,
             )
         elif case is None:
             continue

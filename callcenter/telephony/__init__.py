@@ -30,6 +30,7 @@ def telephony_for(settings: TelephonySettings, *, play_simulated: bool = True) -
             account_sid=settings.account_sid,
             auth_token=settings.auth_token.get_secret_value(),
             api_base_url=settings.api_base_url,
+            timeout_seconds=settings.request_timeout_seconds,
         )
     from callcenter.telephony.simulator import SimulatedTelephony
 

@@ -8,6 +8,8 @@ placed call is played in the background with customers who answer (or not) at ra
 
 from __future__ import annotations
 
+import collections
+import logging
 import random
 import threading
 import urllib.error
@@ -23,6 +25,8 @@ from typing import Protocol
 from callcenter.config import TelephonyProvider
 from callcenter.telephony.base import CallRequest, PlacedCall, ProviderCall, TelephonyError
 from callcenter.telephony.signature import HEADER, sign
+
+log = logging.getLogger(__name__)
 
 ACCOUNT_SID = "ACsimulator0000000000000000000000"
 HANG_UP = "hangup"  # a key script entry: the customer hangs up here
@@ -280,8 +284,10 @@ class SimulatedTelephony:
         self.play = play
         self._lock = threading.Lock()
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sim-call")
-        self.placed: list[tuple[str, CallRequest]] = []
-        self.errors: list[str] = []
+        # The latest calls and failures only: a simulator left running for days (the demo's
+        # scheduler) must not grow without bound.
+        self.placed: collections.deque[tuple[str, CallRequest]] = collections.deque(maxlen=1000)
+        self.errors: collections.deque[str] = collections.deque(maxlen=1000)
 
     def place_call(self, request: CallRequest) -> PlacedCall:
         sid = "CA" + uuid.uuid4().hex
@@ -308,6 +314,7 @@ class SimulatedTelephony:
             else:
                 self.player.play(sid, request, RandomKeys(rng), answered_by="human")
         except Exception as exc:  # a simulated call that broke is logged, never raised
+            log.warning("simulated call %s broke: %s", sid, exc)
             with self._lock:
                 self.errors.append(f"{sid}: {exc}")
 

@@ -3,6 +3,7 @@
 from datetime import datetime
 from enum import StrEnum
 
+import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
 from callcenter.db import UTCDateTime, enum_type
@@ -59,3 +60,16 @@ class WebSession(SQLModel, table=True):
     expires_at: datetime = Field(sa_type=UTCDateTime, index=True)
     address: str | None = Field(default=None, max_length=64)
     ended_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class LoginFailure(SQLModel, table=True):
+    """A refused console sign-in and the client address it came from. The limit per address
+    counts these rows, so that it holds across every API process; rows older than the
+    limit's window are deleted as new ones are written."""
+
+    __tablename__ = "login_failures"
+    __table_args__ = (sa.Index("ix_login_failures_address_at", "address", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    address: str = Field(max_length=64)
+    at: datetime = Field(sa_type=UTCDateTime, index=True)

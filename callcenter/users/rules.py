@@ -1,7 +1,9 @@
-"""Sign-in rules: when repeated wrong passwords lock an account, and for how long."""
+"""Sign-in rules: when repeated wrong passwords lock an account, and for how long; when
+refused sign-ins from one address stop that address trying."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -25,6 +27,21 @@ def after_failure(
     if failures >= max_failures:
         return LoginState(failed_logins=0, locked_until=now + lockout)
     return LoginState(failed_logins=failures, locked_until=state.locked_until)
+
+
+def address_blocked_until(
+    failures: Iterable[datetime], *, now: datetime, limit: int, window: timedelta
+) -> datetime | None:
+    """When an address may try to sign in again, if `limit` of its refused sign-ins fall in
+    the sliding `window` before `now`; None while it may try.
+
+    Against password spraying (a few passwords tried on many accounts, which the lock-out
+    per account never sees): the block lasts until the oldest of the last `limit` failures
+    leaves the window, so an address gets at most `limit` password checks per `window`."""
+    recent = sorted(at for at in failures if at > now - window)
+    if len(recent) < limit:
+        return None
+    return recent[-limit] + window
 
 
 def session_alive(

@@ -15,8 +15,14 @@ from sqlmodel import col
 from callcenter.config import ConsoleSettings
 from callcenter.db import UnitOfWork
 from callcenter.errors import Conflict, InvalidField, NotFound, PermissionDenied
-from callcenter.users.models import ApiToken, User, UserRole, WebSession
-from callcenter.users.rules import LoginState, after_failure, is_locked, session_alive
+from callcenter.users.models import ApiToken, LoginFailure, User, UserRole, WebSession
+from callcenter.users.rules import (
+    LoginState,
+    address_blocked_until,
+    after_failure,
+    is_locked,
+    session_alive,
+)
 
 _HASHER = PasswordHasher()
 TOKEN_PREFIX = "cc_"
@@ -129,6 +135,24 @@ class AccountLocked(PermissionDenied):
         self.until = until
 
 
+class AddressThrottled(PermissionDenied):
+    """Too many refused sign-ins from this client address: refused unchecked until `until`."""
+
+    def __init__(self, until: datetime) -> None:
+        super().__init__(
+            f"too many failed sign-ins from this address: try again after {until:%H:%M} UTC"
+        )
+        self.until = until
+
+
+# The PostgreSQL advisory lock that makes the sign-ins of one address wait for each other
+# (this number with the hash of the address), so that parallel requests cannot all pass the
+# count before any failure is written.
+ADDRESS_LOCK = 10050_0002
+# Old failures deleted per refused sign-in: enough to keep up, never a long delete.
+_PRUNE_BATCH = 100
+
+
 @dataclass(frozen=True)
 class SignedIn:
     user: User
@@ -153,18 +177,25 @@ def sign_in(
     address: str | None,
     policy: ConsoleSettings,
 ) -> SignedIn:
-    """Check the password and open a console session. Raises LoginRefused (wrong username or
-    password, or an inactive user) or AccountLocked (too many wrong passwords in a row)."""
+    """Check the password and open a console session. Raises AddressThrottled (too many
+    refused sign-ins from `address`, checked before anything else), LoginRefused (wrong
+    username or password, or an inactive user) or AccountLocked (too many wrong passwords in
+    a row). Every refusal but AddressThrottled counts against the address."""
+    address = address[:64] if address else None  # as stored with the session
     with uow:
         session = uow.session
+        if address is not None:
+            _check_address(uow, address=address, now=now, policy=policy)
         user = session.execute(
             sa.select(User).where(col(User.username) == username.strip()).with_for_update()
         ).scalar_one_or_none()
         if user is None or user.role is UserRole.SYSTEM:
             verify_password(None, password)  # same time as a known user
+            _refused(uow, address=address, now=now, policy=policy)
             raise LoginRefused("wrong username or password")
         if is_locked(user.locked_until, now):
             assert user.locked_until is not None
+            _refused(uow, address=address, now=now, policy=policy)
             raise AccountLocked(user.locked_until)
         if not verify_password(user.password_hash, password) or not user.is_active:
             state = after_failure(
@@ -175,11 +206,13 @@ def sign_in(
             )
             user.failed_logins = state.failed_logins
             user.locked_until = state.locked_until
-            uow.commit()
+            _refused(uow, address=address, now=now, policy=policy)
             if is_locked(state.locked_until, now):
                 assert state.locked_until is not None
                 raise AccountLocked(state.locked_until)
             raise LoginRefused("wrong username or password")
+        # A success does not clear the address's failures: one valid account of its own
+        # would otherwise let a sprayer reset its count between guesses.
         user.failed_logins = 0
         user.locked_until = None
         token = secrets.token_urlsafe(32)
@@ -198,6 +231,59 @@ def sign_in(
         )
         uow.commit()
         return SignedIn(user=user, token=token, csrf_token=csrf_token)
+
+
+def _check_address(
+    uow: UnitOfWork, *, address: str, now: datetime, policy: ConsoleSettings
+) -> None:
+    """Raise AddressThrottled when `address` has used up its refused sign-ins. On PostgreSQL
+    the address's sign-ins queue behind one another from here to their commit (SQLite's
+    transactions are serialised already)."""
+    session = uow.session
+    if uow.dialect == "postgresql":
+        session.execute(
+            sa.text("SELECT pg_advisory_xact_lock(:key, hashtext(:address))"),
+            {"key": ADDRESS_LOCK, "address": address},
+        )
+    failures = session.execute(
+        sa.select(col(LoginFailure.at))
+        .where(
+            col(LoginFailure.address) == address,
+            col(LoginFailure.at) > now - policy.address_window,
+        )
+        .order_by(col(LoginFailure.at).desc())
+        .limit(policy.max_failed_logins_per_address)
+    ).scalars()
+    until = address_blocked_until(
+        failures,
+        now=now,
+        limit=policy.max_failed_logins_per_address,
+        window=policy.address_window,
+    )
+    if until is not None:
+        raise AddressThrottled(until)
+
+
+def _refused(
+    uow: UnitOfWork, *, address: str | None, now: datetime, policy: ConsoleSettings
+) -> None:
+    """Count a refused sign-in against its address, drop some failures too old to count,
+    and commit (with whatever the refusal changed on the user)."""
+    session = uow.session
+    if address is not None:
+        session.add(LoginFailure(address=address, at=now))
+        # Another process may be deleting the same rows: skip those rather than wait.
+        old = (
+            sa.select(col(LoginFailure.id))
+            .where(col(LoginFailure.at) <= now - policy.address_window)
+            .limit(_PRUNE_BATCH)
+            .with_for_update(skip_locked=True)
+        )
+        session.execute(
+            sa.delete(LoginFailure).where(col(LoginFailure.id).in_(old)),
+            execution_options={"synchronize_session": False},
+        )
+    uow.commit()
 
 
 def session_user(

@@ -7,6 +7,8 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlmodel import col
 
+from callcenter.audit import service as audit
+from callcenter.audit.rules import Actor, AuditAction, SubjectType, actor_for
 from callcenter.callbacks.models import Callback
 from callcenter.config import RulesConfig
 from callcenter.customers.models import Customer
@@ -47,9 +49,11 @@ def create_follow_up(
     follow_up: FollowUpCreate,
     now: datetime,
     config: RulesConfig,
+    actor: Actor | None = None,
 ) -> WorkOrderRead:
     """Raise a follow-up work order from the call the agent holds; due to be handed over
-    within 15 minutes by default (rule SV-5, first-ask responsibility)."""
+    within 15 minutes by default (rule SV-5, first-ask responsibility). Audited (rule SV-4;
+    `actor` default `user`)."""
     from callcenter.callbacks.service import check_holder
 
     with uow:
@@ -72,6 +76,15 @@ def create_follow_up(
         )
         session.add(order)
         session.flush()
+        audit.record(
+            session,
+            actor=actor_for(user, actor),
+            action=AuditAction.WORKORDER_CREATED,
+            subject_type=SubjectType.WORK_ORDER,
+            subject_id=order.id,
+            now=now,
+            detail={"callback": callback_id, "kind": order.kind, "team": order.team},
+        )
         customer = session.get_one(Customer, callback.customer_id)
         result = _read(order, customer.external_id, user.username, now)
         uow.commit()
@@ -116,11 +129,17 @@ def list_work_orders(
 
 
 def hand_over(
-    uow: UnitOfWork, *, work_order_id: int, user: User, now: datetime, team: str | None = None
+    uow: UnitOfWork,
+    *,
+    work_order_id: int,
+    user: User,
+    now: datetime,
+    team: str | None = None,
+    actor: Actor | None = None,
 ) -> WorkOrderRead:
     """Record that an open work order was handed to the team that takes it (rule SV-5; the
     hand-over time feeds KPI-3, transfer timeliness). Only once: a second hand-over, or one
-    of a closed order, is a Conflict."""
+    of a closed order, is a Conflict. Audited (rule SV-4; `actor` default `user`)."""
     with uow:
         session = uow.session
         order = session.get(WorkOrder, work_order_id, with_for_update=True)
@@ -133,6 +152,15 @@ def hand_over(
         if team:
             order.team = team
         session.flush()
+        audit.record(
+            session,
+            actor=actor_for(user, actor),
+            action=AuditAction.WORKORDER_HANDED_OVER,
+            subject_type=SubjectType.WORK_ORDER,
+            subject_id=work_order_id,
+            now=now,
+            detail={"kind": order.kind, "team": order.team, "callback": order.callback_id},
+        )
         customer = session.get(Customer, order.customer_id) if order.customer_id else None
         creator = session.get(User, order.created_by_id) if order.created_by_id else None
         result = _read(

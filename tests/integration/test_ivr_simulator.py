@@ -74,7 +74,7 @@ def test_the_simulator_plays_every_placed_call_to_its_end(
             _dial_ten(database, clock, settings, telephony, sleep)
         finally:
             telephony.wait()
-        assert telephony.errors == []
+        assert list(telephony.errors) == []
         calls = list_ivr_calls(database.uow())
         assert len(calls) == 10 and all(call.status in FINAL for call in calls)
         assert {call.disposition for call in calls} <= set(Disposition)
