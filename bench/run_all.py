@@ -119,8 +119,9 @@ def render(reports: list[Report], machine: dict[str, str], code: str, command: s
         "- Each benchmark creates its own PostgreSQL database, migrates it with "
         "`callcenter db upgrade`, and drops it at the end.",
         "- HTTP benchmarks start `callcenter serve --no-scheduler --workers 1` as a subprocess "
-        "on a free localhost port (uvicorn with uvloop and httptools, FastAPI running the "
-        "synchronous endpoints and dependencies in its thread pool).",
+        "on a free localhost port (uvicorn with uvloop and httptools). The intake, claim and "
+        "attempt endpoints hand their database work to FastAPI's thread pool once per request; "
+        "their dependencies run on the event loop.",
         "- The load generator (httpx, asyncio) runs in the benchmark's own process and shares "
         "the cores with the API server and PostgreSQL.",
         "- CPU figures come from /proc: the API server process, the load generator, the "
@@ -155,6 +156,23 @@ def render(reports: list[Report], machine: dict[str, str], code: str, command: s
         "",
     ]
     return "\n".join(lines)
+
+
+# Sections that benchmarks outside run_all write into the same file (the ten-minute soak,
+# `python -m bench.bench_soak`): carried over as they are when run_all rewrites the rest.
+KEPT_SECTIONS = ("## Soak",)
+
+
+def kept_sections(path: Path) -> str:
+    if not path.exists():
+        return ""
+    text = path.read_text()
+    starts = sorted(i for i in (text.find(head) for head in KEPT_SECTIONS) if i >= 0)
+    if not starts:
+        return ""
+    kept = text[starts[0] :]
+    # The kept sections run to the end of the file: bench_soak appends its section last.
+    return "\n" + kept.rstrip() + "\n"
 
 
 def parser() -> argparse.ArgumentParser:
@@ -206,7 +224,7 @@ def main() -> None:
     if code_after != code_before:
         code = f"at the start, {code_before}; at the end, {code_after} (changed meanwhile)"
     text = render(reports, machine, code, command)
-    args.output.write_text(text)
+    args.output.write_text(text + kept_sections(args.output))
     log(f"wrote {args.output.name} after {time.monotonic() - started:.0f} s")
     print(checks_table([check for report in reports for check in report.checks]))
 
