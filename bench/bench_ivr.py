@@ -35,7 +35,6 @@ import asyncio
 import datetime as dt
 import os
 import random
-import re
 import time
 import urllib.parse
 import xml.etree.ElementTree as ET
@@ -78,7 +77,6 @@ from scheduler import jobs
 DATABASE = "callcenter_bench_ivr"
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 SECTION = "## IVR: the dialer's rate limit and the webhooks' latency"
-EARLIER = "### Earlier runs"  # kept when the section is written again
 # Wednesday 10:00 in Shanghai: the morning window is open for the whole run.
 NOW = dt.datetime(2026, 11, 25, 2, 0, tzinfo=dt.UTC)
 P99_TARGET_MS = 20.0
@@ -805,9 +803,8 @@ def run(args: argparse.Namespace) -> Report:
 
 
 def append_results(report: Report) -> None:
-    from bench.common import checks_table
+    from bench.common import checks_table, replace_section
 
-    text = RESULTS.read_text() if RESULTS.exists() else ""
     stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     section = "\n".join(
         [
@@ -821,17 +818,7 @@ def append_results(report: Report) -> None:
             "",
         ]
     )
-    pattern = re.compile(re.escape(SECTION) + r".*?(?=\n## |\Z)", re.DOTALL)
-    found = pattern.search(text)
-    if found:
-        # The earlier runs noted by hand at the end of the section stay.
-        earlier = found.group(0).find(EARLIER)
-        if earlier >= 0:
-            section = section.rstrip("\n") + "\n\n" + found.group(0)[earlier:].strip("\n") + "\n"
-        text = pattern.sub(lambda _: section.rstrip("\n") + "\n", text)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    RESULTS.write_text(text)
+    replace_section(RESULTS, SECTION, section)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -91,11 +91,11 @@ from bench.common import (
     open_zone,
     percentile,
     process_cpu,
+    replace_section,
 )
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 SECTION = "## Soak: the whole service under a working day's load"
-EARLIER = "### Earlier runs"  # kept when the section is written again
 DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432"
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 SAMPLE_SECONDS = 10.0
@@ -1470,18 +1470,7 @@ def report(results: dict[str, Any]) -> Report:
 
 def write_section(rep: Report) -> None:
     section = "\n".join([SECTION, "", checks_table(rep.checks), "", *rep.details, ""])
-    text = RESULTS.read_text() if RESULTS.exists() else ""
-    pattern = re.compile(re.escape(SECTION) + r".*?(?=\n## |\Z)", re.DOTALL)
-    found = pattern.search(text)
-    if found:
-        # The notes on earlier runs at the end of the section stay.
-        earlier = found.group(0).find(EARLIER)
-        if earlier >= 0:
-            section = section.rstrip("\n") + "\n\n" + found.group(0)[earlier:].strip("\n") + "\n"
-        text = pattern.sub(lambda _: section.rstrip("\n") + "\n", text)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    RESULTS.write_text(text)
+    replace_section(RESULTS, SECTION, section)
 
 
 def parser() -> argparse.ArgumentParser:

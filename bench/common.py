@@ -984,3 +984,22 @@ def add_common_arguments(parser: Any, *, profile: bool = True) -> None:
         parser.add_argument(
             "--profile", action="store_true", help="record the server with py-spy (if installed)"
         )
+
+
+EARLIER_RUNS = "### Earlier runs"  # notes kept when a benchmark writes its section again
+
+
+def replace_section(path: Path, heading: str, section: str) -> None:
+    """Put `section` (which starts with `heading`) in the results file in place of the one
+    there, keeping that one's notes on earlier runs; at the end of the file if there is none."""
+    text = path.read_text() if path.exists() else ""
+    pattern = re.compile(re.escape(heading) + r".*?(?=\n## |\Z)", re.DOTALL)
+    found = pattern.search(text)
+    if found:
+        earlier = found.group(0).find(EARLIER_RUNS)
+        if earlier >= 0:
+            section = section.rstrip("\n") + "\n\n" + found.group(0)[earlier:].strip("\n") + "\n"
+        text = pattern.sub(lambda _: section.rstrip("\n") + "\n", text)
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    path.write_text(text)

@@ -1079,11 +1079,13 @@ def record_attempt(
     actor = actor_for(agent, actor)
     with uow:
         session = uow.session
-        callback = session.get(Callback, callback_id, with_for_update=True)
-        if callback is None:
+        # The callback (locked) and its customer in one round trip.
+        found = session.execute(_CALLBACK_AND_CUSTOMER, {"callback_id": callback_id}).first()
+        if found is None:
             raise NotFound(f"callback {callback_id} does not exist")
+        callback: Callback = found[0]
+        customer: Customer = found[1]
         check_holder(callback, agent, now)
-        customer = session.get_one(Customer, callback.customer_id)
         zone = ZoneInfo(customer.timezone)
         targets = [callback]
         if answers:
@@ -1175,6 +1177,14 @@ def record_attempt(
         )
         uow.commit()
         return result
+
+
+_CALLBACK_AND_CUSTOMER = (
+    sa.select(Callback, Customer)
+    .join(Customer, col(Customer.id) == col(Callback.customer_id))
+    .where(col(Callback.id) == sa.bindparam("callback_id"))
+    .with_for_update(of=Callback)
+)
 
 
 def _views_after_attempt(
