@@ -99,7 +99,7 @@ class Recorder:
 
 def label(statement: str) -> str:
     text = " ".join(statement.split())
-    if "FOR UPDATE OF customers SKIP LOCKED" in text:
+    if "UPDATE OF customers SKIP LOCKED" in text:  # FOR NO KEY UPDATE (or FOR UPDATE)
         return "claim SELECT (`claim_statement`)"
     if text.startswith("UPDATE callbacks SET status"):
         return "claim UPDATE"

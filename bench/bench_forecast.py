@@ -96,11 +96,12 @@ def load(database: str, *, callbacks: int, closed: int, attempts: int) -> float:
         conn.execute("SELECT setseed(0.42)")
         conn.execute(
             """
-            INSERT INTO users (id, username, display_name, role, is_active, created_at)
-            SELECT g, 'agent' || g, 'Agent ' || g, 'agent', true, %(now)s
+            INSERT INTO users (id, username, display_name, role, is_active, created_at,
+                               failed_logins)
+            SELECT g, 'agent' || g, 'Agent ' || g, 'agent', true, %(now)s, 0
             FROM generate_series(1, %(agents)s) AS g
             UNION ALL
-            SELECT %(agents)s + 1, 'supervisor', 'Supervisor', 'supervisor', true, %(now)s
+            SELECT %(agents)s + 1, 'supervisor', 'Supervisor', 'supervisor', true, %(now)s, 0
             """,
             {"now": NOW, "agents": AGENTS},
         )

@@ -865,9 +865,20 @@ def _no_live_claim(now: Any) -> sa.ColumnElement[bool]:
     )
 
 
+_MINE = _CB.alias("mine")
+_HAS_PERSONAL = sa.select(_MINE.c.id).where(
+    _MINE.c.assigned_agent_id == _AGENT,
+    _MINE.c.status == CallbackStatus.PENDING,
+    _MINE.c.available_at <= _NOW,
+)
+
+
 def _build_claim_select(personal: bool) -> sa.Select[*tuple[Any, ...]]:
     on_list = sa.select(sa.literal(1)).where(_DNC.c.phone == _CU.c.phone)
     mine = [_CB.c.assigned_agent_id == _AGENT] if personal else []
+    # The general statement also says whether a callback a customer asked this agent for may
+    # be due (then the personal statement runs too): no round trip of its own to find out.
+    asked_for = [] if personal else [sa.exists(_HAS_PERSONAL).label("has_personal")]
     return (
         sa.select(
             _CB.c.id,
@@ -878,6 +889,7 @@ def _build_claim_select(personal: bool) -> sa.Select[*tuple[Any, ...]]:
             _CU.c.phone,
             _CU.c.timezone,
             _CU.c.region,
+            *asked_for,
         )
         .join(_CU, _CU.c.id == _CB.c.customer_id)
         .where(
@@ -899,15 +911,6 @@ def _build_claim_select(personal: bool) -> sa.Select[*tuple[Any, ...]]:
 
 _CLAIM_SELECT = _build_claim_select(personal=False)
 _CLAIM_SELECT_PERSONAL = _build_claim_select(personal=True)
-_HAS_PERSONAL = (
-    sa.select(_CB.c.id)
-    .where(
-        _CB.c.assigned_agent_id == _AGENT,
-        _CB.c.status == CallbackStatus.PENDING,
-        _CB.c.available_at <= _NOW,
-    )
-    .limit(1)
-)
 _CLAIM_UPDATE = (
     sa.update(_CB)
     .where(
@@ -962,16 +965,15 @@ def claim_next(
         lease_end = now + config.attempts.lease
         claim_id = str(uuid.uuid4())
         params = {"now": now, "agent_id": agent.id, "zones": zones}
-        # Personal callbacks first: the customer asked this agent to call at that time.
-        has_personal = session.execute(_HAS_PERSONAL, params).first() is not None
         for race in range(_MAX_CLAIM_RACES):
-            row = None
-            if has_personal and race == 0:
-                row = session.execute(_CLAIM_SELECT_PERSONAL, params).first()
-            if row is None:
-                row = session.execute(_CLAIM_SELECT, params).first()
+            row = session.execute(_CLAIM_SELECT, params).first()
             if row is None:
                 return None
+            if race == 0 and row.has_personal:
+                # Personal callbacks first: the customer asked this agent to call at that
+                # time. (The customer the general statement locked stays locked until the
+                # commit, a moment: other claimers skip it meanwhile.)
+                row = session.execute(_CLAIM_SELECT_PERSONAL, params).first() or row
             taken = session.execute(
                 _CLAIM_UPDATE,
                 {
