@@ -11,7 +11,13 @@ from enum import StrEnum
 from zoneinfo import ZoneInfo
 
 from callcenter.config import CallbackType, RulesConfig
-from callcenter.windows.rules import is_open, next_close, next_open, window_intervals
+from callcenter.windows.rules import (
+    is_open,
+    iter_window_intervals,
+    next_close,
+    next_open,
+    window_intervals,
+)
 
 
 class EventType(StrEnum):
@@ -132,12 +138,16 @@ def _churn_deadlines(anchor_at: datetime, zone: ZoneInfo, rules: RulesConfig) ->
     # does not count as the first window).
     windows = rules.windows
     horizon = anchor_at + timedelta(days=3)
-    intervals = window_intervals(anchor_at, horizon, zone, windows)
-    first_usable = next(
-        (closes for opens, closes in intervals if closes - opens >= rules.churn.min_first_window),
-        intervals[-1][1],
-    )
-    due = next_open(anchor_at, zone, windows)
+    # The windows one at a time, up to the first long enough (usually the first or second).
+    intervals = iter_window_intervals(anchor_at, horizon, zone, windows)
+    due = first_usable = None
+    for opens, closes in intervals:
+        due = opens if due is None else due
+        first_usable = closes  # the last one, if none is long enough
+        if closes - opens >= rules.churn.min_first_window:
+            break
+    if due is None or first_usable is None:
+        raise ValueError("no calling window within three days: check the window settings")
     # The configured limit only shortens the first window; it never ends before the callback
     # is due, so the limit is always a time the callback could still be made.
     cap = anchor_at + rules.rule_for(CallbackType.CHURN).hard_limit

@@ -698,7 +698,9 @@ def _callback_read(
 ) -> CallbackRead:
     assert callback.id is not None
     is_open = callback.status in (CallbackStatus.PENDING, CallbackStatus.CLAIMED)
-    return CallbackRead(
+    # Built from rows already typed (enums, aware instants): not validated again, which was a
+    # tenth of a thousand-event batch's time.
+    return CallbackRead.model_construct(
         id=callback.id,
         type=callback.type,
         status=callback.status,

@@ -136,17 +136,22 @@ def window_intervals(
     start: datetime, end: datetime, zone: ZoneInfo, windows: Sequence[Window]
 ) -> list[tuple[datetime, datetime]]:
     """The open intervals `[opens, closes)` within `[start, end)`, in UTC, in order."""
+    return list(iter_window_intervals(start, end, zone, windows))
+
+
+def iter_window_intervals(
+    start: datetime, end: datetime, zone: ZoneInfo, windows: Sequence[Window]
+) -> Iterator[tuple[datetime, datetime]]:
+    """`window_intervals`, one at a time: a caller that needs only the first few stops early."""
     start, end = _require_aware(start), _require_aware(end)
-    intervals: list[tuple[datetime, datetime]] = []
     cursor = start
     while cursor < end:
         opens = next_open(cursor, zone, windows)
         if opens >= end:
             break
         closes = min(next_close(opens, zone, windows), end)
-        intervals.append((opens, closes))
+        yield opens, closes
         cursor = closes
-    return intervals
 
 
 def open_zones(at: datetime, zones: Sequence[str], windows: Sequence[Window]) -> list[str]:
