@@ -381,10 +381,7 @@ def _upsert_customer_rows(session: Session, rows: list[dict[str, Any]]) -> None:
     stmt = upsert_into(session, table)
     stmt = stmt.on_conflict_do_update(
         index_elements=["external_id"],
-        set_={
-            name: stmt.excluded[name]
-            for name in ("name", "title", "phone", "timezone", "region", "info_as_of")
-        },
+        set_={name: stmt.excluded[name] for name in _CUSTOMER_DETAILS},
         # An older event delivered late must not overwrite newer details.
         where=table.c.info_as_of <= stmt.excluded.info_as_of,
     )
@@ -446,8 +443,7 @@ def _create_callbacks(
                 "updated_at": now,
             }
         )
-    table = Callback.__table__  # type: ignore[attr-defined]
-    ids = _insert_with_ids(session, table, rows)
+    ids = _insert_callbacks(session, rows)
     _open_retention_cases(session, rows, ids, now)
     callback_of_event = {
         item.event.event_id: callback_id for item, callback_id in zip(items, ids, strict=True)
@@ -533,22 +529,18 @@ def _open_retention_cases(
         session.execute(sa.insert(RetentionCase.__table__), cases)  # type: ignore[attr-defined]
 
 
-def _insert_with_ids(session: Session, table: Any, rows: list[dict[str, Any]]) -> list[int]:
-    """Insert rows and return their new ids, in order. On PostgreSQL the ids are drawn from
-    the sequence first and the rows go in as one short statement executed many times: a
-    thousand-row INSERT … RETURNING is a huge statement that the driver parses anew each
-    batch."""
-    if session.get_bind().dialect.name != "postgresql":
+def _insert_callbacks(session: Session, rows: list[dict[str, Any]]) -> list[int]:
+    """Insert the callbacks and return their new ids, in order. On PostgreSQL the ids are
+    drawn from the sequence first and the rows go in as one array statement (bulk.py)."""
+    if not _on_postgresql(session):
+        table = Callback.__table__  # type: ignore[attr-defined]
         inserted = session.execute(
             sa.insert(table).returning(table.c.id, sort_by_parameter_order=True), rows
         )
         return [int(row[0]) for row in inserted]
-    ids = bulk.next_ids(session, table.name, len(rows))
+    ids = bulk.next_ids(session, "callbacks", len(rows))
     with_ids = [{**row, "id": i} for row, i in zip(rows, ids, strict=True)]
-    if table.name == "callbacks":
-        bulk.insert_rows(session, "callbacks", _CALLBACK_COLUMNS, with_ids)
-    else:
-        session.execute(sa.insert(table), with_ids)
+    bulk.insert_rows(session, "callbacks", _CALLBACK_COLUMNS, with_ids)
     return ids
 
 
@@ -575,11 +567,13 @@ _CUSTOMER_COLUMNS = [
     ("info_as_of", datetime),
     ("created_at", datetime),
 ]
-# An older event delivered late must not overwrite newer details.
+# What a later event updates of a known customer (on both backends); an older event
+# delivered late must not overwrite newer details.
+_CUSTOMER_DETAILS = ("name", "title", "phone", "timezone", "region", "info_as_of")
 _CUSTOMER_UPSERT = (
-    "ON CONFLICT (external_id) DO UPDATE SET name = excluded.name, title = excluded.title, "
-    "phone = excluded.phone, timezone = excluded.timezone, region = excluded.region, "
-    "info_as_of = excluded.info_as_of WHERE customers.info_as_of <= excluded.info_as_of"
+    "ON CONFLICT (external_id) DO UPDATE SET "
+    + ", ".join(f"{name} = excluded.{name}" for name in _CUSTOMER_DETAILS)
+    + " WHERE customers.info_as_of <= excluded.info_as_of"
 )
 _CALLBACK_COLUMNS = [
     ("id", int),
