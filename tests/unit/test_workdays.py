@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 import chinese_calendar  # type: ignore[import-untyped]
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from callcenter.config import WorkdayRule, load_settings
@@ -424,6 +424,9 @@ def test_working_days_between_agrees_with_add_working_days(
 ) -> None:
     cal, start = case
     end = start + shift * DAY
+    # A start in the first weeks of the library's years with a shift back lands before them,
+    # where the calendar rightly refuses to answer (tested above).
+    assume(end >= FIRST_KNOWN)
     between = cal.working_days_between(start, end)
     assert between == -cal.working_days_between(end, start)
     if end >= start:
