@@ -151,8 +151,9 @@ class Server:
 
     def __init__(self, url: str) -> None:
         self.url = url
+        self.host = "127.0.0.1"
         self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.base_url = f"http://{self.host}:{self.port}"
         self._log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed in stop()
             prefix="callcenter-bench-server-", suffix=".log", delete=False
         )
