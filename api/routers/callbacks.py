@@ -4,17 +4,16 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.concurrency import run_in_threadpool
 
 from api.deps import (
     AUTH_ERRORS,
     ActorDep,
-    Caller,
+    AgentCallDep,
     NowDep,
     Reader,
-    SettingsDep,
     Supervising,
     UowDep,
+    run_hot,
 )
 from api.params import RowId
 from callcenter.callbacks.desk import reassign, release_lease
@@ -43,21 +42,14 @@ router = APIRouter(prefix="/api/v1/callbacks", tags=["callbacks"])
         **AUTH_ERRORS,
     },
 )
-async def claim(
-    uow: UowDep,
-    now: NowDep,
-    settings: SettingsDep,
-    agent: Caller,
-    actor: ActorDep,
-    response: Response,
-) -> ClaimRead | None:
+async def claim(call: AgentCallDep, response: Response) -> ClaimRead | None:
     """Leases the customer whose callback has the earliest hard limit (then target) among
     those whose calling window is open now, with all of that customer's callable callbacks:
     the customer is called once. The lease lasts 15 minutes by default."""
     # The hot paths hand the request to a worker thread once, for the database work only: a
     # plain `def` endpoint is handed over twice (once more to check its answer).
-    claimed = await run_in_threadpool(
-        claim_next, uow, agent=agent, now=now, config=settings.rules, actor=actor
+    claimed = await run_hot(
+        claim_next, call.uow, agent=call.agent, now=call.now, config=call.rules, actor=call.actor
     )
     if claimed is None:
         response.status_code = status.HTTP_204_NO_CONTENT
@@ -75,23 +67,17 @@ async def claim(
     },
 )
 async def post_attempt(
-    callback_id: RowId,
-    attempt: AttemptCreate,
-    uow: UowDep,
-    now: NowDep,
-    settings: SettingsDep,
-    agent: Caller,
-    actor: ActorDep,
+    callback_id: RowId, attempt: AttemptCreate, call: AgentCallDep
 ) -> AttemptRecorded:
-    return await run_in_threadpool(
+    return await run_hot(
         record_attempt,
-        uow,
+        call.uow,
         callback_id=callback_id,
-        agent=agent,
+        agent=call.agent,
         attempt=attempt,
-        now=now,
-        config=settings.rules,
-        actor=actor,
+        now=call.now,
+        config=call.rules,
+        actor=call.actor,
     )
 
 

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from pydantic import TypeAdapter, ValidationError
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col
 
 from callcenter.audit import service as audit
@@ -1101,7 +1102,7 @@ def record_attempt(
             check_complete(session, callback)  # not closed half-asked
         if attempt.outcome in rules.WHOLE_CALL_OUTCOMES:
             targets += _claim_siblings(session, callback, now)
-        recorded: list[tuple[Attempt, Callback]] = []
+        rows: list[dict[str, Any]] = []
         for target in targets:
             effect = _effect_for(
                 attempt.outcome,
@@ -1113,21 +1114,22 @@ def record_attempt(
                 call_back_at=attempt.call_back_at,
             )
             rules.check_transition(target.status, effect.status)
-            row = Attempt(
-                callback_id=target.id,  # type: ignore[arg-type]
-                number=target.attempt_count + 1,
-                claim_id=target.claim_id,
-                agent_id=agent.id,
-                channel=Channel.AGENT,
-                outcome=attempt.outcome,
-                call_back_at=attempt.call_back_at,
-                note=attempt.note,
-                recorded_at=now,
-                late_by_seconds=int(late_by(now, target.due_at).total_seconds()),
+            rows.append(
+                {
+                    "callback_id": target.id,
+                    "number": target.attempt_count + 1,
+                    "claim_id": target.claim_id,
+                    "agent_id": agent.id,
+                    "channel": Channel.AGENT,
+                    "outcome": attempt.outcome,
+                    "call_back_at": attempt.call_back_at,
+                    "note": attempt.note,
+                    "recorded_at": now,
+                    "late_by_seconds": int(late_by(now, target.due_at).total_seconds()),
+                }
             )
-            session.add(row)
             _apply(target, effect, attempt.outcome, now, agent)
-            recorded.append((row, target))
+        recorded = _write_attempts(session, rows, targets)
         if attempt.outcome is AttemptOutcome.DO_NOT_CALL:
             put_on_list(
                 session,
@@ -1141,7 +1143,6 @@ def record_attempt(
                     }
                 ],
             )
-        session.flush()
         audit.record(
             session,
             actor=actor,
@@ -1252,6 +1253,50 @@ def _claim_siblings(session: Session, callback: Callback, now: datetime) -> list
     return list(session.execute(stmt).scalars())
 
 
+# What an attempt changes on its callback: written by one UPDATE of these columns.
+_ATTEMPT_CHANGES = (
+    "status",
+    "attempt_count",
+    "unreached_count",
+    "claim_id",
+    "claimed_by_id",
+    "claimed_at",
+    "lease_expires_at",
+    "updated_at",
+    "available_at",
+    "assigned_agent_id",
+    "closed_at",
+    "close_reason",
+)
+_AT = Attempt.__table__  # type: ignore[attr-defined]
+_INSERT_ATTEMPTS = sa.insert(_AT).returning(_AT.c.id, sort_by_parameter_order=True)
+_UPDATE_AFTER_ATTEMPT = (
+    sa.update(_CB)
+    .where(_CB.c.id == sa.bindparam("b_id"))
+    .values({name: sa.bindparam(f"b_{name}") for name in _ATTEMPT_CHANGES})
+)
+
+
+def _write_attempts(
+    session: Session, rows: list[dict[str, Any]], targets: list[Callback]
+) -> list[tuple[Attempt, Callback]]:
+    """Insert the attempts (rule SV-4: inserted, never updated) and write what `_apply` changed
+    on their callbacks: two statements, without the ORM's unit of work (which costs more than
+    the statements on this hot path). The attempts with their ids, each with its callback."""
+    ids = session.execute(_INSERT_ATTEMPTS, rows).scalars().all()
+    session.execute(
+        _UPDATE_AFTER_ATTEMPT,
+        [
+            {"b_id": target.id, **{f"b_{name}": getattr(target, name) for name in _ATTEMPT_CHANGES}}
+            for target in targets
+        ],
+    )
+    return [
+        (Attempt(id=attempt_id, **row), target)
+        for attempt_id, row, target in zip(ids, rows, targets, strict=True)
+    ]
+
+
 def _apply(
     callback: Callback,
     effect: rules.AttemptEffect,
@@ -1259,21 +1304,27 @@ def _apply(
     now: datetime,
     agent: User,
 ) -> None:
-    callback.status = effect.status
-    callback.attempt_count += 1
-    if outcome in rules.UNREACHED_OUTCOMES:
-        callback.unreached_count += 1
-    callback.claim_id = None
-    callback.claimed_by_id = None
-    callback.claimed_at = None
-    callback.lease_expires_at = None
-    callback.updated_at = now
+    """Set the attempt's effect on the callback object as its stored state (not as changes for
+    the ORM to flush): `_write_attempts` writes them."""
+    changes: dict[str, Any] = {
+        "status": effect.status,
+        "attempt_count": callback.attempt_count + 1,
+        "unreached_count": callback.unreached_count
+        + (1 if outcome in rules.UNREACHED_OUTCOMES else 0),
+        "claim_id": None,
+        "claimed_by_id": None,
+        "claimed_at": None,
+        "lease_expires_at": None,
+        "updated_at": now,
+    }
     if effect.status is CallbackStatus.PENDING:
         assert effect.available_at is not None
-        callback.available_at = effect.available_at
+        changes["available_at"] = effect.available_at
         # The customer asked this agent to call back at a set time: it stays with the agent.
         personal = outcome is AttemptOutcome.CALL_BACK_LATER
-        callback.assigned_agent_id = agent.id if personal else None
+        changes["assigned_agent_id"] = agent.id if personal else None
     else:
-        callback.closed_at = now
-        callback.close_reason = effect.reason
+        changes["closed_at"] = now
+        changes["close_reason"] = effect.reason
+    for name, value in changes.items():
+        set_committed_value(callback, name, value)
