@@ -72,11 +72,12 @@ async def get_now(clock: Annotated[Clock, Depends(get_clock)]) -> datetime:
 
 
 # The agents' hot path (claims and attempts) runs its database work on a few worker threads
-# of its own. Few, because the threads share one interpreter lock: measured with 50 agents
-# claiming and recording against one worker, 20 threads cost 8.5 ms of the server's CPU per
-# claim and attempt, 4 threads 5.8 ms (the rest of the time they wait for PostgreSQL, and 4
-# keep it busy). Of its own, so that a claim never queues behind an intake batch or an export.
-HOT_PATH_THREADS = 4
+# of its own. Few, because the threads share one interpreter lock and contend for it: with 50
+# agents claiming and recording against one worker (bench/bench_claims.py), the server's CPU
+# per claim and attempt was 8.5 ms with 20 threads, 5.1 ms with 6, 4.6 ms with 4 and 4.1 ms
+# with 3; 1 thread leaves the worker waiting on PostgreSQL (0.7 of a core used). Of its own,
+# so that a claim never queues behind an intake batch or a manager's export.
+HOT_PATH_THREADS = 3
 _hot_limiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, anyio.CapacityLimiter] = (
     weakref.WeakKeyDictionary()
 )
@@ -86,8 +87,8 @@ _T = TypeVar("_T")
 
 
 async def run_hot(fn: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
-    """Run `fn` on one of the agents' hot path's worker threads (at most `HOT_PATH_THREADS` at once;
-    more requests wait for a thread in memory)."""
+    """Run `fn` on one of the agents' hot path's worker threads: at most `HOT_PATH_THREADS`
+    at once, the other requests wait for one in memory."""
     loop = asyncio.get_running_loop()
     limiter = _hot_limiters.get(loop)
     if limiter is None:

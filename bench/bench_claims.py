@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import uvloop
 
+from api.deps import HOT_PATH_THREADS
 from bench.common import (
     ActivitySampler,
     Check,
@@ -171,8 +172,8 @@ def pool_shape(database: Database) -> str:
     overflow = getattr(pool, "_max_overflow", "?")
     return (
         f"the pool keeps {size} connections and opens up to {overflow} more, which it closes "
-        "when they come back while the pool is full; FastAPI runs synchronous endpoints and "
-        "dependencies on anyio's worker threads (40 by default)"
+        "when they come back while the pool is full; the claim and the attempt run their "
+        f"database work on {HOT_PATH_THREADS} worker threads of their own (`api/deps.py`)"
     )
 
 
