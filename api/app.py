@@ -34,7 +34,7 @@ from callcenter.audit.rules import system_actor
 from callcenter.audit.service import record_configuration
 from callcenter.clock import Clock, make_clock
 from callcenter.config import Settings, get_settings
-from callcenter.db import DB_POOL_SIZE, Database
+from callcenter.db import DB_POOL_SIZE, Database, upkeep_warnings
 from callcenter.questionnaires.loader import ScriptSet, load_scripts, shipped_scripts
 from callcenter.questionnaires.service import sync_scripts
 from callcenter.workdays import WorkdayCalendar, calendar_warnings, log_warnings
@@ -71,6 +71,8 @@ def create_app(
         )
         today = clock.now().astimezone(ZoneInfo(settings.rules.default_timezone)).date()
         log_warnings(calendar_warnings(WorkdayCalendar(settings.rules.workdays), today=today))
+        for warning in upkeep_warnings(database.engine):
+            log.warning(warning)
         # What start-up built (modules, scripts, mappers) lives as long as the process: moved
         # out of the collector's sight, so that a full collection no longer walks it in the
         # middle of a request (measured: 65 ms pauses on the supervisor's board).

@@ -165,6 +165,28 @@ class Database:
         self.engine.dispose()
 
 
+def upkeep_warnings(engine: Engine) -> list[str]:
+    """What an operator should hear at start-up about the database's upkeep. On PostgreSQL with
+    autovacuum off, tables are never analyzed: without statistics the claim sorts every open
+    callback instead of walking the queue's index (measured: 200 ms of PostgreSQL's CPU per
+    claim at 5,000 open callbacks, against well under 1 ms)."""
+    if engine.dialect.name != "postgresql":
+        return []
+    with engine.connect() as connection:
+        return autovacuum_warnings(str(connection.exec_driver_sql("SHOW autovacuum").scalar()))
+
+
+def autovacuum_warnings(setting: str) -> list[str]:
+    """The warning for PostgreSQL's `autovacuum` setting, if it needs one."""
+    if setting == "on":
+        return []
+    return [
+        "PostgreSQL's autovacuum is off: the tables' statistics go stale and the claim's query "
+        "plan with them; turn it on, or run ANALYZE (callbacks, customers) after every large "
+        "load and at least daily"
+    ]
+
+
 def upsert_into(session: Session, table: Any) -> Any:
     """`INSERT` for `table` with the backend's `ON CONFLICT` clauses (PostgreSQL, SQLite)."""
     from sqlalchemy.dialects import postgresql, sqlite
