@@ -28,6 +28,7 @@ from bench import (
     bench_claim_cost,
     bench_claims,
     bench_console,
+    bench_floor,
     bench_forecast,
     bench_intake,
     bench_ivr,
@@ -43,6 +44,7 @@ STEPS: dict[str, ModuleType] = {
     "ivr": bench_ivr,
     "console": bench_console,
     "reports": bench_reports,
+    "floor": bench_floor,
 }
 QUICK: dict[str, Any] = {
     "events": 10_000,
@@ -119,11 +121,13 @@ def render(reports: list[Report], machine: dict[str, str], code: str, command: s
         "- Each benchmark creates its own PostgreSQL database, migrates it with "
         "`callcenter db upgrade`, and drops it at the end.",
         "- HTTP benchmarks start `callcenter serve --no-scheduler --workers 1` as a subprocess "
-        "on a free localhost port (uvicorn with uvloop and httptools). The intake, claim and "
-        "attempt endpoints hand their database work to FastAPI's thread pool once per request; "
-        "their dependencies run on the event loop.",
-        "- The load generator (httpx, asyncio) runs in the benchmark's own process and shares "
-        "the cores with the API server and PostgreSQL.",
+        "on a free localhost port (uvicorn with uvloop and httptools). The intake endpoints hand "
+        "their database work to FastAPI's thread pool once per request, the claim and the "
+        "attempt to the hot path's own few threads (`api/deps.py`); their dependencies run on "
+        "the event loop.",
+        "- The load generator runs in the benchmark's own process and shares the cores with the "
+        "API server and PostgreSQL: httpx for intake (100 large requests), `bench/rawhttp.py` "
+        "(a lean HTTP/1.1 client on uvloop) for the claims and the floor.",
         "- CPU figures come from /proc: the API server process, the load generator, the "
         "PostgreSQL backends of the benchmark's database (plus WAL writer and checkpointer), "
         "and whatever else ran on the machine meanwhile. The *ceiling* is the rate the "
@@ -150,6 +154,7 @@ def render(reports: list[Report], machine: dict[str, str], code: str, command: s
         "python -m bench.bench_intake --events 20000 --concurrency 4",
         "python -m bench.bench_claims --agents 50 --seconds 20",
         "python -m bench.bench_claim_cost --sizes 10000 1000000 --runs 2000",
+        "python -m bench.bench_floor          # what a request costs before any work of ours",
         "```",
         "",
         "Add `--profile` to a single benchmark to profile it (needs `pip install py-spy`).",
