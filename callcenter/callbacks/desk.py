@@ -15,7 +15,7 @@ from sqlmodel import Session, col
 from callcenter.audit import service as audit
 from callcenter.audit.rules import Actor, AuditAction, SubjectType, actor_for
 from callcenter.callbacks.models import Attempt, Callback, CallbackEvent, CallbackEventKind
-from callcenter.callbacks.rules import CallbackStatus
+from callcenter.callbacks.rules import LEASE_ENDED, CallbackStatus
 from callcenter.callbacks.schemas import (
     AttemptRead,
     CallbackRead,
@@ -472,10 +472,8 @@ def release_lease(
 def _end_claim(session: Session, callback: Callback, now: datetime) -> None:
     if callback.status is CallbackStatus.CLAIMED:
         callback.status = CallbackStatus.PENDING
-        callback.claim_id = None
-        callback.claimed_by_id = None
-        callback.claimed_at = None
-        callback.lease_expires_at = None
+        for name, value in LEASE_ENDED.items():
+            setattr(callback, name, value)
         callback.available_at = min(callback.available_at, now)
 
 

@@ -5,9 +5,11 @@ Nothing here reads the clock or the database; every instant is passed in and is 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from types import MappingProxyType
 from zoneinfo import ZoneInfo
 
 from callcenter.config import CallbackType, RulesConfig
@@ -177,6 +179,23 @@ WHOLE_CALL_OUTCOMES = frozenset(
 )
 # Outcomes where the customer was not reached; these use up the attempt allowance.
 UNREACHED_OUTCOMES = frozenset({AttemptOutcome.NO_ANSWER, AttemptOutcome.BUSY})
+
+# What a callback holds only while it is leased: cleared when the lease ends (an attempt, a
+# lapse, a release by a supervisor, the hard limit passing).
+LEASE_ENDED: Mapping[str, None] = MappingProxyType(
+    {"claim_id": None, "claimed_by_id": None, "claimed_at": None, "lease_expires_at": None}
+)
+
+
+def attempt_counts(
+    attempt_count: int, unreached_count: int, outcome: AttemptOutcome
+) -> dict[str, int]:
+    """A callback's counters once one more attempt with `outcome` is recorded (the unreached
+    ones use up the attempt allowance)."""
+    return {
+        "attempt_count": attempt_count + 1,
+        "unreached_count": unreached_count + (1 if outcome in UNREACHED_OUTCOMES else 0),
+    }
 
 
 @dataclass(frozen=True)

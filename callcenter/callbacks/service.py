@@ -1037,10 +1037,7 @@ def release_lapsed_claims(uow: UnitOfWork, *, now: datetime) -> int:
             )
             .values(
                 status=CallbackStatus.PENDING,
-                claim_id=None,
-                claimed_by_id=None,
-                claimed_at=None,
-                lease_expires_at=None,
+                **rules.LEASE_ENDED,
                 available_at=now,
                 updated_at=now,
             )
@@ -1308,13 +1305,8 @@ def _apply(
     the ORM to flush): `_write_attempts` writes them."""
     changes: dict[str, Any] = {
         "status": effect.status,
-        "attempt_count": callback.attempt_count + 1,
-        "unreached_count": callback.unreached_count
-        + (1 if outcome in rules.UNREACHED_OUTCOMES else 0),
-        "claim_id": None,
-        "claimed_by_id": None,
-        "claimed_at": None,
-        "lease_expires_at": None,
+        **rules.attempt_counts(callback.attempt_count, callback.unreached_count, outcome),
+        **rules.LEASE_ENDED,
         "updated_at": now,
     }
     if effect.status is CallbackStatus.PENDING:

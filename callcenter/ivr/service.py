@@ -23,7 +23,7 @@ from sqlmodel import Session, col
 from callcenter.audit import service as audit
 from callcenter.audit.rules import IVR, AuditAction, SubjectType
 from callcenter.callbacks.models import Attempt, Callback
-from callcenter.callbacks.rules import UNREACHED_OUTCOMES, CallbackStatus
+from callcenter.callbacks.rules import LEASE_ENDED, CallbackStatus, attempt_counts
 from callcenter.config import CallbackType, Channel, RulesConfig, TelephonySettings
 from callcenter.customers.models import Customer, DoNotCall
 from callcenter.customers.rules import mask_phone
@@ -1031,10 +1031,8 @@ def _finalize(
             "late_by_seconds": int(late_by(now, callback.due_at).total_seconds()),
         },
     ).scalar_one()
-    unreached = result.outcome in UNREACHED_OUTCOMES
     changes: dict[str, Any] = {
-        "attempt_count": callback.attempt_count + 1,
-        "unreached_count": callback.unreached_count + (1 if unreached else 0),
+        **attempt_counts(callback.attempt_count, callback.unreached_count, result.outcome),
         "updated_at": now,
     }
     disposition = Disposition.UNCHANGED
@@ -1053,10 +1051,7 @@ def _finalize(
         changes |= {
             "status": settlement.status,
             "channel": settlement.channel,
-            "claim_id": None,
-            "claimed_by_id": None,
-            "claimed_at": None,
-            "lease_expires_at": None,
+            **LEASE_ENDED,
             "assigned_agent_id": None,
         }
         if settlement.status is CallbackStatus.PENDING:

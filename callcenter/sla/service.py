@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlmodel import col
 
 from callcenter.callbacks.models import Callback, CallbackEvent, CallbackEventKind
-from callcenter.callbacks.rules import CallbackStatus
+from callcenter.callbacks.rules import LEASE_ENDED, CallbackStatus
 from callcenter.config import CallbackType, RulesConfig
 from callcenter.db import UnitOfWork, upsert_into
 from callcenter.retention.service import escalate_unreached, urge_overdue_cases
@@ -264,10 +264,7 @@ def _expire(uow: UnitOfWork, now: datetime) -> int:
                 status=CallbackStatus.EXPIRED,
                 closed_at=now,
                 close_reason="the hard limit passed before the customer was reached",
-                claim_id=None,
-                claimed_by_id=None,
-                claimed_at=None,
-                lease_expires_at=None,
+                **LEASE_ENDED,
                 updated_at=now,
             )
             .execution_options(synchronize_session=False)

@@ -22,6 +22,7 @@ from callcenter.callbacks.rules import (
     CallBackTimeRefused,
     EventType,
     IllegalTransition,
+    attempt_counts,
     attempt_effect,
     check_call_back_time,
     check_transition,
@@ -666,3 +667,14 @@ def test_call_back_later_on_the_dst_days(requested: datetime) -> None:
     else:
         with pytest.raises(CallBackTimeRefused):
             check_call_back_time(requested, **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("outcome", list(AttemptOutcome))
+def test_every_attempt_counts_and_only_unreached_ones_use_up_the_allowance(
+    outcome: AttemptOutcome,
+) -> None:
+    unreached = outcome in (AttemptOutcome.NO_ANSWER, AttemptOutcome.BUSY)
+    assert attempt_counts(2, 1, outcome) == {
+        "attempt_count": 3,
+        "unreached_count": 2 if unreached else 1,
+    }
