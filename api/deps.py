@@ -230,7 +230,7 @@ async def get_agent_call(request: Request, agent: Caller) -> AgentCall:
         now=clock_of(request).now(),
         rules=settings_of(request).rules,
         agent=agent,
-        actor=Actor.of(agent, address=client_address(request)),
+        actor=await get_actor(request, agent),
     )
 
 

@@ -22,7 +22,12 @@ from callcenter.callbacks.schemas import (
     ClaimRead,
     CustomerContact,
 )
-from callcenter.callbacks.service import attempt_read, callback_views, is_open_status
+from callcenter.callbacks.service import (
+    attempt_read,
+    callback_views,
+    is_open_status,
+    record_phone_view,
+)
 from callcenter.config import CallbackType, RulesConfig
 from callcenter.customers.models import Customer
 from callcenter.db import UnitOfWork
@@ -153,14 +158,14 @@ def desk(
         )
         zone = ZoneInfo(customer.timezone)
         slots = call_slots(now, first.hard_due_at, zone, config.windows, step=step)
-        audit.record(
+        record_phone_view(
             session,
             actor=actor_for(agent, actor),
-            action=AuditAction.PHONE_VIEWED,
-            subject_type=SubjectType.CUSTOMER,
-            subject_id=customer.external_id,
+            customer_id=customer.external_id,
+            via="desk",
+            claim_id=first.claim_id,
+            callback_ids=ids,
             now=now,
-            detail={"via": "desk", "claim_id": first.claim_id, "callbacks": ids},
         )
         view = DeskView(
             claim=claim,

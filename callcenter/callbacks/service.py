@@ -986,14 +986,14 @@ def claim_next(
         else:
             return None
         if phone_shown:
-            audit.record(
+            record_phone_view(
                 session,
                 actor=actor_for(agent, actor),
-                action=AuditAction.PHONE_VIEWED,
-                subject_type=SubjectType.CUSTOMER,
-                subject_id=row.external_id,
+                customer_id=row.external_id,
+                via="claim",
+                claim_id=claim_id,
+                callback_ids=[cb.id for cb in taken],
                 now=now,
-                detail={"via": "claim", "claim_id": claim_id, "callbacks": [cb.id for cb in taken]},
             )
         uow.commit()
     customer = CustomerRead(
@@ -1023,6 +1023,29 @@ def claim_next(
         callback=views[0],
         callbacks=views,
         customer=CustomerContact(**customer.model_dump(), phone=row.phone),
+    )
+
+
+def record_phone_view(
+    session: Session,
+    *,
+    actor: Actor,
+    customer_id: str,
+    via: str,
+    claim_id: str,
+    callback_ids: Sequence[int],
+    now: datetime,
+) -> None:
+    """Audit that `actor` was shown the customer's full phone number for a claim (rule SV-4):
+    `via` the claim's answer or the desk."""
+    audit.record(
+        session,
+        actor=actor,
+        action=AuditAction.PHONE_VIEWED,
+        subject_type=SubjectType.CUSTOMER,
+        subject_id=customer_id,
+        now=now,
+        detail={"via": via, "claim_id": claim_id, "callbacks": list(callback_ids)},
     )
 
 
