@@ -12,16 +12,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import subprocess
-import sys
-import tempfile
-import time
 
-import httpx
 import uvloop
 
-from bench.common import PROJECT, Check, Report, free_port, log, print_report, process_cpu
+from bench.common import Check, Report, Server, log, print_report, process_cpu
 from bench.rawhttp import Connection, HttpError
 
 APPS = {
@@ -64,40 +58,14 @@ async def drive(
 
 def measure(app: str, args: argparse.Namespace) -> tuple[float, float]:
     """Requests per second and server CPU milliseconds per request for `bench.floor_app:app`,
-    served as `callcenter serve` serves (uvicorn, uvloop, httptools, proxy headers, access
-    log at INFO)."""
-    port = free_port()
-    with tempfile.TemporaryFile() as output:
-        command = [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            f"bench.floor_app:{app}",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--proxy-headers",
-            "--log-level",
-            "info",
-        ]
-        process = subprocess.Popen(command, cwd=PROJECT, stdout=output, stderr=output)
-        try:
-            deadline = time.monotonic() + 30
-            while True:
-                with contextlib.suppress(httpx.TransportError):
-                    httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
-                    break
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise RuntimeError(f"{app} did not start")
-                time.sleep(0.2)
-            with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-                done, cpu = runner.run(
-                    drive(port, args.connections, args.warmup, args.seconds, process.pid)
-                )
-        finally:
-            process.terminate()
-            process.wait(timeout=15)
+    served as `callcenter serve` serves the product."""
+    with (
+        Server(app=f"bench.floor_app:{app}") as server,
+        asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner,
+    ):
+        done, cpu = runner.run(
+            drive(server.port, args.connections, args.warmup, args.seconds, server.pid)
+        )
     return done / args.seconds, cpu / max(done, 1) * 1000
 
 

@@ -78,6 +78,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import psycopg
 
+from bench.bench_intake import EVENT_MIX  # the event types, weighted like a day's
 from bench.common import (
     PROJECT,
     Check,
@@ -101,16 +102,6 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 SAMPLE_SECONDS = 10.0
 GROWTH_NOTE_PERCENT = 10.0  # growth above this is called out in the report (not a gate)
 
-# The event types, weighted roughly like a day of the order system (as bench_intake).
-EVENT_MIX = {
-    "install_completed": 30,
-    "repair_replied": 20,
-    "complaint_replied": 10,
-    "cancellation": 10,
-    "install_accepted": 12,
-    "fault_accepted": 12,
-    "complaint_accepted": 6,
-}
 # rule CB-7: the reply that closes a proactive contact made for the same order.
 CLOSING_EVENT = {
     "install_accepted": "install_completed",
