@@ -50,18 +50,39 @@ def record(
     session.connection()
     pending: list[dict[str, Any]] = session.info.setdefault(_PENDING, [])
     pending.append(
-        {
-            "at": now,
-            "actor_user_id": actor.user_id,
-            "actor_username": actor.username[:64],
-            "actor_role": actor.role,
-            "address": actor.address[:64] if actor.address else None,
-            "action": action,
-            "subject_type": subject_type,
-            "subject_id": str(subject_id)[:64],
-            "detail": dict(detail or {}),
-        }
+        audit_row(
+            actor=actor,
+            action=action,
+            subject_type=subject_type,
+            subject_id=subject_id,
+            now=now,
+            detail=detail,
+        )
     )
+
+
+def audit_row(
+    *,
+    actor: Actor,
+    action: AuditAction,
+    subject_type: SubjectType,
+    subject_id: object,
+    now: datetime,
+    detail: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The audit table's row for an action: what `record` writes, and what the PostgreSQL hot
+    path (`callcenter.callbacks.hotpath`) inserts in its own statements."""
+    return {
+        "at": now,
+        "actor_user_id": actor.user_id,
+        "actor_username": actor.username[:64],
+        "actor_role": actor.role,
+        "address": actor.address[:64] if actor.address else None,
+        "action": action,
+        "subject_type": subject_type,
+        "subject_id": str(subject_id)[:64],
+        "detail": dict(detail or {}),
+    }
 
 
 @event.listens_for(OrmSession, "before_commit")

@@ -451,7 +451,7 @@ def _create_callbacks(
     }
     cancelled = _cancel_closed_contacts(session, items, now)
     views = {
-        callback_id: _callback_read(
+        callback_id: callback_read(
             SimpleNamespace(id=callback_id, **_UNSET_ON_CREATE, **row),  # type: ignore[arg-type]
             CustomerRead(
                 id=item.event.customer.id,
@@ -683,7 +683,7 @@ def _customer_read(customer: Customer) -> CustomerRead:
     )
 
 
-def _callback_read(
+def callback_read(
     callback: Callback,
     customer: Customer | CustomerRead,
     claimed_by: str | None,
@@ -744,7 +744,7 @@ def callback_views(
         stmt = _select_views().where(col(Callback.id).in_(chunk))
         for callback, customer, username, assignee in session.execute(stmt):
             assert callback.id is not None
-            views[callback.id] = _callback_read(callback, customer, username, assignee, now=now)
+            views[callback.id] = callback_read(callback, customer, username, assignee, now=now)
     return views
 
 
@@ -816,7 +816,7 @@ def list_callbacks(
             .offset(offset)
         )
         items = [
-            _callback_read(cb, cu, name, assignee, now=now)
+            callback_read(cb, cu, name, assignee, now=now)
             for cb, cu, name, assignee in session.execute(stmt)
         ]
     return CallbackPage(items=items, total=total, limit=limit, offset=offset)
@@ -826,7 +826,7 @@ def list_callbacks(
 # Claiming
 # ---------------------------------------------------------------------------------------
 
-_MAX_CLAIM_RACES = 8
+MAX_CLAIM_RACES = 8
 
 # The claim's statements are built once, with bind parameters: SQLAlchemy then reuses their
 # compiled form, and a claim costs little more than its SQL.
@@ -870,12 +870,19 @@ _HAS_PERSONAL = sa.select(_MINE.c.id).where(
 )
 
 
-def _build_claim_select(personal: bool) -> sa.Select[*tuple[Any, ...]]:
+def build_claim_select(
+    personal: bool, *, in_zones: sa.ColumnElement[bool] | None = None, asks: bool = True
+) -> sa.Select[*tuple[Any, ...]]:
+    """The statement that picks and locks the next customer; `in_zones` says how the open
+    zones are bound (default: an expanding IN, for every backend), and `asks` whether the
+    general statement also says if a personal callback may be due."""
     on_list = sa.select(sa.literal(1)).where(_DNC.c.phone == _CU.c.phone)
     mine = [_CB.c.assigned_agent_id == _AGENT] if personal else []
     # The general statement also says whether a callback a customer asked this agent for may
     # be due (then the personal statement runs too): no round trip of its own to find out.
-    asked_for = [] if personal else [sa.exists(_HAS_PERSONAL).label("has_personal")]
+    asked_for = [] if personal or not asks else [sa.exists(_HAS_PERSONAL).label("has_personal")]
+    if in_zones is None:
+        in_zones = _CU.c.timezone.in_(sa.bindparam("zones", expanding=True))
     return (
         sa.select(
             _CB.c.id,
@@ -892,8 +899,7 @@ def _build_claim_select(personal: bool) -> sa.Select[*tuple[Any, ...]]:
         .where(
             *mine,
             *_callable(_NOW, _AGENT),
-            # rule CB-5: the customer's window is open
-            _CU.c.timezone.in_(sa.bindparam("zones", expanding=True)),
+            in_zones,  # rule CB-5: the customer's window is open
             ~on_list.exists(),  # the do-not-call list, checked now, not at intake
             _no_live_claim(_NOW),
         )
@@ -906,26 +912,33 @@ def _build_claim_select(personal: bool) -> sa.Select[*tuple[Any, ...]]:
     )
 
 
-_CLAIM_SELECT = _build_claim_select(personal=False)
-_CLAIM_SELECT_PERSONAL = _build_claim_select(personal=True)
-_CLAIM_UPDATE = (
-    sa.update(_CB)
-    .where(
-        _CB.c.customer_id == sa.bindparam("b_customer_id"),
-        *_callable(_NOW, _AGENT),
-        _no_live_claim(_NOW),
+_CLAIM_SELECT = build_claim_select(personal=False)
+_CLAIM_SELECT_PERSONAL = build_claim_select(personal=True)
+
+
+def claim_update(customer_id: Any) -> sa.Update:
+    """The statement that leases the callable callbacks of the customer picked."""
+    return (
+        sa.update(_CB)
+        .where(
+            _CB.c.customer_id == customer_id,
+            *_callable(_NOW, _AGENT),
+            _no_live_claim(_NOW),
+        )
+        .values(
+            status=CallbackStatus.CLAIMED,
+            claim_id=sa.bindparam("b_claim_id"),
+            claimed_by_id=_AGENT,
+            claimed_at=_NOW,
+            lease_expires_at=sa.bindparam("b_lease_end"),
+            available_at=sa.bindparam("b_lease_end"),
+            updated_at=_NOW,
+        )
+        .returning(*_CB.c)
     )
-    .values(
-        status=CallbackStatus.CLAIMED,
-        claim_id=sa.bindparam("b_claim_id"),
-        claimed_by_id=_AGENT,
-        claimed_at=_NOW,
-        lease_expires_at=sa.bindparam("b_lease_end"),
-        available_at=sa.bindparam("b_lease_end"),
-        updated_at=_NOW,
-    )
-    .returning(*_CB.c)
-)
+
+
+_CLAIM_UPDATE = claim_update(sa.bindparam("b_customer_id"))
 
 
 def claim_statement(
@@ -962,7 +975,7 @@ def claim_next(
         lease_end = now + config.attempts.lease
         claim_id = str(uuid.uuid4())
         params = {"now": now, "agent_id": agent.id, "zones": zones}
-        for race in range(_MAX_CLAIM_RACES):
+        for race in range(MAX_CLAIM_RACES):
             row = session.execute(_CLAIM_SELECT, params).first()
             if row is None:
                 return None
@@ -996,19 +1009,33 @@ def claim_next(
                 now=now,
             )
         uow.commit()
-    customer = CustomerRead(
-        id=row.external_id,
-        name=row.name,
-        title=row.title,
-        phone_masked=mask_phone(row.phone),
-        timezone=row.timezone,
-        region=row.region,
+    return claim_read(claim_id, lease_end, row, taken, agent, now=now)
+
+
+def claim_read(
+    claim_id: str,
+    lease_end: datetime,
+    customer: Any,
+    taken: Sequence[Any],
+    agent: User,
+    *,
+    now: datetime,
+) -> ClaimRead:
+    """The answer to a claim: the `customer` picked (a row with its columns) and the callbacks
+    `taken` (rows with the callbacks' columns), earliest hard limit first."""
+    read = CustomerRead(
+        id=customer.external_id,
+        name=customer.name,
+        title=customer.title,
+        phone_masked=mask_phone(customer.phone),
+        timezone=customer.timezone,
+        region=customer.region,
     )
     views = sorted(
         (
-            _callback_read(
-                cb,  # type: ignore[arg-type]
-                customer,
+            callback_read(
+                cb,
+                read,
                 agent.username,
                 agent.username if cb.assigned_agent_id == agent.id else None,
                 now=now,
@@ -1022,7 +1049,7 @@ def claim_next(
         lease_expires_at=lease_end,
         callback=views[0],
         callbacks=views,
-        customer=CustomerContact(**customer.model_dump(), phone=row.phone),
+        customer=CustomerContact(**read.model_dump(), phone=customer.phone),
     )
 
 
@@ -1124,7 +1151,7 @@ def record_attempt(
             targets += _claim_siblings(session, callback, now)
         rows: list[dict[str, Any]] = []
         for target in targets:
-            effect = _effect_for(
+            effect = effect_for(
                 attempt.outcome,
                 now=now,
                 unreached_so_far=target.unreached_count,
@@ -1134,20 +1161,7 @@ def record_attempt(
                 call_back_at=attempt.call_back_at,
             )
             rules.check_transition(target.status, effect.status)
-            rows.append(
-                {
-                    "callback_id": target.id,
-                    "number": target.attempt_count + 1,
-                    "claim_id": target.claim_id,
-                    "agent_id": agent.id,
-                    "channel": Channel.AGENT,
-                    "outcome": attempt.outcome,
-                    "call_back_at": attempt.call_back_at,
-                    "note": attempt.note,
-                    "recorded_at": now,
-                    "late_by_seconds": int(late_by(now, target.due_at).total_seconds()),
-                }
-            )
+            rows.append(attempt_row(target, attempt, agent, now))
             _apply(target, effect, attempt.outcome, now, agent)
         recorded = _write_attempts(session, rows, targets)
         if attempt.outcome is AttemptOutcome.DO_NOT_CALL:
@@ -1170,12 +1184,7 @@ def record_attempt(
             subject_type=SubjectType.CALLBACK,
             subject_id=callback_id,
             now=now,
-            detail={
-                "outcome": attempt.outcome,
-                "channel": Channel.AGENT,
-                "attempts": [a.id for a, _ in recorded],
-                "callbacks": [t.id for _, t in recorded],
-            },
+            detail=attempt_audit_detail(attempt.outcome, recorded),
         )
         # Imported here: the retention service builds on this module.
         from callcenter.retention.service import after_attempts
@@ -1222,7 +1231,7 @@ def _views_after_attempt(
     for _, target in recorded:
         assert target.id is not None
         if target.claimed_by_id in names and target.assigned_agent_id in names:
-            views[target.id] = _callback_read(
+            views[target.id] = callback_read(
                 target,
                 customer,
                 names[target.claimed_by_id],
@@ -1236,7 +1245,7 @@ def _views_after_attempt(
     return views
 
 
-def _effect_for(outcome: AttemptOutcome, *, zone: ZoneInfo, **kwargs: Any) -> rules.AttemptEffect:
+def effect_for(outcome: AttemptOutcome, *, zone: ZoneInfo, **kwargs: Any) -> rules.AttemptEffect:
     try:
         return rules.attempt_effect(outcome, zone=zone, **kwargs)
     except rules.CallBackTimeRefused as exc:
@@ -1261,20 +1270,30 @@ def check_holder(callback: Callback, agent: User, now: datetime) -> None:
 def _claim_siblings(session: Session, callback: Callback, now: datetime) -> list[Callback]:
     stmt = (
         sa.select(Callback)
-        .where(
-            col(Callback.claim_id) == callback.claim_id,
-            col(Callback.id) != callback.id,
-            col(Callback.status) == CallbackStatus.CLAIMED,
-            col(Callback.lease_expires_at) > now,
-        )
+        .where(*sibling_conditions(_CB, callback, now))
         .order_by(col(Callback.id))
         .with_for_update()
     )
     return list(session.execute(stmt).scalars())
 
 
+def sibling_conditions(
+    table: sa.FromClause, callback: Any, now: Any
+) -> list[sa.ColumnElement[bool]]:
+    """The other callbacks of the same live claim as `callback` (an object or a row with its
+    columns), in `table` (the callbacks or an alias)."""
+    return [
+        # A claim is one customer's: found through the customer's index, not by a scan.
+        table.c.customer_id == callback.customer_id,
+        table.c.claim_id == callback.claim_id,
+        table.c.id != callback.id,
+        table.c.status == CallbackStatus.CLAIMED,
+        table.c.lease_expires_at > now,
+    ]
+
+
 # What an attempt changes on its callback: written by one UPDATE of these columns.
-_ATTEMPT_CHANGES = (
+ATTEMPT_CHANGES = (
     "status",
     "attempt_count",
     "unreached_count",
@@ -1290,10 +1309,10 @@ _ATTEMPT_CHANGES = (
 )
 _AT = Attempt.__table__  # type: ignore[attr-defined]
 _INSERT_ATTEMPTS = sa.insert(_AT).returning(_AT.c.id, sort_by_parameter_order=True)
-_UPDATE_AFTER_ATTEMPT = (
+UPDATE_AFTER_ATTEMPT = (
     sa.update(_CB)
     .where(_CB.c.id == sa.bindparam("b_id"))
-    .values({name: sa.bindparam(f"b_{name}") for name in _ATTEMPT_CHANGES})
+    .values({name: sa.bindparam(f"b_{name}") for name in ATTEMPT_CHANGES})
 )
 
 
@@ -1305,9 +1324,9 @@ def _write_attempts(
     the statements on this hot path). The attempts with their ids, each with its callback."""
     ids = session.execute(_INSERT_ATTEMPTS, rows).scalars().all()
     session.execute(
-        _UPDATE_AFTER_ATTEMPT,
+        UPDATE_AFTER_ATTEMPT,
         [
-            {"b_id": target.id, **{f"b_{name}": getattr(target, name) for name in _ATTEMPT_CHANGES}}
+            {"b_id": target.id, **{f"b_{name}": getattr(target, name) for name in ATTEMPT_CHANGES}}
             for target in targets
         ],
     )
@@ -1315,6 +1334,36 @@ def _write_attempts(
         (Attempt(id=attempt_id, **row), target)
         for attempt_id, row, target in zip(ids, rows, targets, strict=True)
     ]
+
+
+def attempt_row(
+    target: Callback, attempt: AttemptCreate, agent: User, now: datetime
+) -> dict[str, Any]:
+    """The attempts table's row for an agent's attempt on `target` (rule SV-4)."""
+    return {
+        "callback_id": target.id,
+        "number": target.attempt_count + 1,
+        "claim_id": target.claim_id,
+        "agent_id": agent.id,
+        "channel": Channel.AGENT,
+        "outcome": attempt.outcome,
+        "call_back_at": attempt.call_back_at,
+        "note": attempt.note,
+        "recorded_at": now,
+        "late_by_seconds": int(late_by(now, target.due_at).total_seconds()),
+    }
+
+
+def attempt_audit_detail(
+    outcome: AttemptOutcome, recorded: Sequence[tuple[Attempt, Callback]]
+) -> dict[str, Any]:
+    """What the audit trail says of an agent's attempt."""
+    return {
+        "outcome": outcome,
+        "channel": Channel.AGENT,
+        "attempts": [a.id for a, _ in recorded],
+        "callbacks": [t.id for _, t in recorded],
+    }
 
 
 def _apply(
@@ -1326,6 +1375,18 @@ def _apply(
 ) -> None:
     """Set the attempt's effect on the callback object as its stored state (not as changes for
     the ORM to flush): `_write_attempts` writes them."""
+    for name, value in attempt_changes(callback, effect, outcome, now, agent).items():
+        set_committed_value(callback, name, value)
+
+
+def attempt_changes(
+    callback: Callback,
+    effect: rules.AttemptEffect,
+    outcome: AttemptOutcome,
+    now: datetime,
+    agent: User,
+) -> dict[str, Any]:
+    """The columns an attempt with `effect` changes on its callback, with their new values."""
     changes: dict[str, Any] = {
         "status": effect.status,
         **rules.attempt_counts(callback.attempt_count, callback.unreached_count, outcome),
@@ -1341,5 +1402,4 @@ def _apply(
     else:
         changes["closed_at"] = now
         changes["close_reason"] = effect.reason
-    for name, value in changes.items():
-        set_committed_value(callback, name, value)
+    return changes

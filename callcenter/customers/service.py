@@ -124,14 +124,29 @@ _zones_lock = threading.Lock()
 def known_zones(session: Session) -> list[str]:
     """The time zones of all customers (rule CB-5: each has its own calling windows)."""
     engine = session.get_bind().engine
+    cached = cached_zones(engine)
+    if cached is not None:
+        return cached
+    names = list(session.execute(KNOWN_ZONES).scalars())
+    remember_zones(engine, names)
+    return names
+
+
+KNOWN_ZONES = sa.select(col(KnownZone.name))
+
+
+def cached_zones(engine: sa.Engine) -> list[str] | None:
+    """The zones this process read from `engine` within the TTL, if it did."""
     with _zones_lock:
         cached = _zones.get(engine)
     if cached is not None and time.monotonic() - cached[0] < ZONE_TTL_SECONDS:
         return cached[1]
-    names = list(session.execute(sa.select(col(KnownZone.name))).scalars())
+    return None
+
+
+def remember_zones(engine: sa.Engine, names: list[str]) -> None:
     with _zones_lock:
         _zones[engine] = (time.monotonic(), names)
-    return names
 
 
 def forget_zones(session: Session) -> None:
