@@ -32,6 +32,7 @@ from api.routers import (
 )
 from callcenter.audit.rules import system_actor
 from callcenter.audit.service import record_configuration
+from callcenter.callbacks.hotpath import HotPath
 from callcenter.clock import Clock, make_clock
 from callcenter.config import Settings, get_settings
 from callcenter.db import DB_POOL_SIZE, Database, upkeep_warnings
@@ -85,11 +86,18 @@ def create_app(
             scheduler = build_scheduler(database=database, clock=clock, settings=settings)
             scheduler.start()
             log.info("scheduler started in-process")
+        if database.engine.dialect.name == "postgresql":
+            # The claim and the plain attempt on this event loop's own connections.
+            app.state.hot_path = HotPath(database)
         try:
             yield
         finally:
             if scheduler is not None:
                 scheduler.shutdown(wait=False)
+            hot_path = getattr(app.state, "hot_path", None)
+            if hot_path is not None:
+                del app.state.hot_path
+                await hot_path.close()
 
     app = FastAPI(
         title="callcenter",

@@ -8,6 +8,7 @@ over to a thread and back costs more than any of these does, several times per r
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import threading
 import time
@@ -23,6 +24,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from callcenter.audit.rules import Actor
+from callcenter.callbacks.hotpath import HotPath, HotPathUnavailable
+from callcenter.callbacks.schemas import AttemptCreate, AttemptRecorded, ClaimRead
+from callcenter.callbacks.service import claim_next, record_attempt
 from callcenter.clock import Clock
 from callcenter.config import RulesConfig, Settings
 from callcenter.db import Database, UnitOfWork
@@ -215,13 +219,56 @@ Supervising = Annotated[User, Depends(require_roles(*SUPERVISING))]
 @dataclass(frozen=True, slots=True)
 class AgentCall:
     """What the agents' hot endpoints need, resolved as one dependency: each dependency
-    FastAPI resolves costs the request some CPU, and these run hundreds of times a second."""
+    FastAPI resolves costs the request some CPU, and these run hundreds of times a second.
+    On PostgreSQL (`hot`), the claim and the plain attempt run on the event loop
+    (`callcenter.callbacks.hotpath`); otherwise, and for any other attempt, the services run
+    on the hot path's worker threads."""
 
     uow: UnitOfWork
     now: datetime
     rules: RulesConfig
     agent: User
     actor: Actor
+    hot: HotPath | None
+
+    async def claim(self) -> ClaimRead | None:
+        if self.hot is not None:
+            with contextlib.suppress(HotPathUnavailable):
+                return await self.hot.claim(
+                    agent=self.agent, now=self.now, config=self.rules, actor=self.actor
+                )
+        return await run_hot(
+            claim_next,
+            self.uow,
+            agent=self.agent,
+            now=self.now,
+            config=self.rules,
+            actor=self.actor,
+        )
+
+    async def record_attempt(self, callback_id: int, attempt: AttemptCreate) -> AttemptRecorded:
+        if self.hot is not None:
+            with contextlib.suppress(HotPathUnavailable):
+                recorded = await self.hot.record_attempt(
+                    callback_id=callback_id,
+                    agent=self.agent,
+                    attempt=attempt,
+                    now=self.now,
+                    config=self.rules,
+                    actor=self.actor,
+                )
+                if recorded is not None:
+                    return recorded
+        return await run_hot(
+            record_attempt,
+            self.uow,
+            callback_id=callback_id,
+            agent=self.agent,
+            attempt=attempt,
+            now=self.now,
+            config=self.rules,
+            actor=self.actor,
+        )
 
 
 async def get_agent_call(request: Request, agent: Caller) -> AgentCall:
@@ -231,6 +278,7 @@ async def get_agent_call(request: Request, agent: Caller) -> AgentCall:
         rules=settings_of(request).rules,
         agent=agent,
         actor=await get_actor(request, agent),
+        hot=getattr(request.app.state, "hot_path", None),
     )
 
 

@@ -7,7 +7,9 @@ serialised without any in-process lock. PostgreSQL claims use `FOR UPDATE SKIP L
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Self
@@ -157,12 +159,63 @@ class Database:
         self.url = url
         self.engine = create_db_engine(url, **engine_kwargs)
         self.session_factory = make_session_factory(self.engine)
+        self._connect_args: dict[str, Any] = dict(engine_kwargs.get("connect_args", {}))
+
+    def psycopg_connect_args(self) -> dict[str, Any]:
+        """How to open a psycopg connection to this PostgreSQL database as the engine does
+        (the URL's parameters with the engine's own connect arguments)."""
+        if self.engine.dialect.name != "postgresql":
+            raise ValueError(f"{self.engine.dialect.name} is not PostgreSQL")
+        _, params = self.engine.dialect.create_connect_args(self.engine.url)
+        params.pop("context", None)  # SQLAlchemy's own adapters: these connections use psycopg's
+        params.setdefault("connect_timeout", PG_CONNECT_TIMEOUT_SECONDS)
+        return {**params, **self._connect_args}
 
     def uow(self) -> UnitOfWork:
         return UnitOfWork(self.session_factory)
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+class AsyncConnections:
+    """A few asyncio connections to PostgreSQL (autocommit), opened on first use in the event
+    loop that uses them, at most `size` at once: the agents' hot requests run on them without a
+    worker thread (`callcenter.callbacks.hotpath`). A connection that broke, or that an error
+    left inside a transaction, is closed instead of being used again."""
+
+    def __init__(
+        self, database: Database, size: int, *, settings: Mapping[str, str] | None = None
+    ) -> None:
+        self._params = database.psycopg_connect_args()
+        # PostgreSQL settings for these connections' sessions, after the engine's own options.
+        options = [self._params.get("options", "")]
+        options += [f"-c {name}={value}" for name, value in (settings or {}).items()]
+        self._params["options"] = " ".join(option for option in options if option)
+        self._idle: list[Any] = []
+        self._slots = asyncio.Semaphore(size)
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[Any]:
+        import psycopg
+
+        async with self._slots:
+            conn = self._idle.pop() if self._idle else None
+            if conn is None or conn.closed or conn.broken:
+                conn = await psycopg.AsyncConnection.connect(autocommit=True, **self._params)
+            try:
+                yield conn
+            finally:
+                idle = psycopg.pq.TransactionStatus.IDLE
+                if conn.closed or conn.broken or conn.info.transaction_status != idle:
+                    await conn.close()
+                else:
+                    self._idle.append(conn)
+
+    async def close(self) -> None:
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            await conn.close()
 
 
 def upkeep_warnings(engine: Engine) -> list[str]:

@@ -13,7 +13,6 @@ from api.deps import (
     Reader,
     Supervising,
     UowDep,
-    run_hot,
 )
 from api.params import RowId
 from callcenter.callbacks.desk import reassign, release_lease
@@ -27,7 +26,7 @@ from callcenter.callbacks.schemas import (
     CallbackRead,
     ClaimRead,
 )
-from callcenter.callbacks.service import claim_next, get_callback, list_callbacks, record_attempt
+from callcenter.callbacks.service import get_callback, list_callbacks
 from callcenter.config import CallbackType
 from callcenter.timeformats import IsoAwareDatetime
 
@@ -46,11 +45,7 @@ async def claim(call: AgentCallDep, response: Response) -> ClaimRead | None:
     """Leases the customer whose callback has the earliest hard limit (then target) among
     those whose calling window is open now, with all of that customer's callable callbacks:
     the customer is called once. The lease lasts 15 minutes by default."""
-    # The hot paths hand the request to a worker thread once, for the database work only: a
-    # plain `def` endpoint is handed over twice (once more to check its answer).
-    claimed = await run_hot(
-        claim_next, call.uow, agent=call.agent, now=call.now, config=call.rules, actor=call.actor
-    )
+    claimed = await call.claim()
     if claimed is None:
         response.status_code = status.HTTP_204_NO_CONTENT
     return claimed
@@ -69,16 +64,7 @@ async def claim(call: AgentCallDep, response: Response) -> ClaimRead | None:
 async def post_attempt(
     callback_id: RowId, attempt: AttemptCreate, call: AgentCallDep
 ) -> AttemptRecorded:
-    return await run_hot(
-        record_attempt,
-        call.uow,
-        callback_id=callback_id,
-        agent=call.agent,
-        attempt=attempt,
-        now=call.now,
-        config=call.rules,
-        actor=call.actor,
-    )
+    return await call.record_attempt(callback_id, attempt)
 
 
 class ReassignBody(BaseModel):
