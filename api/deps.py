@@ -75,12 +75,13 @@ async def get_now(clock: Annotated[Clock, Depends(get_clock)]) -> datetime:
     return clock.now()
 
 
-# The agents' hot path (claims and attempts) runs its database work on a few worker threads
-# of its own. Few, because the threads share one interpreter lock and contend for it: with 50
-# agents claiming and recording against one worker (bench/bench_claims.py), the server's CPU
-# per claim and attempt was 8.5 ms with 20 threads, 5.1 ms with 6, 4.6 ms with 4 and 4.1 ms
-# with 3; 1 thread leaves the worker waiting on PostgreSQL (0.7 of a core used). Of its own,
-# so that a claim never queues behind an intake batch or a manager's export.
+# The agents' claims and attempts that the PostgreSQL hot path does not take (all of them on
+# SQLite) run their database work on a few worker threads of their own. Few, because the
+# threads share one interpreter lock and contend for it: with 50 agents claiming and recording
+# against one worker (bench/bench_claims.py), the server's CPU per claim and attempt was
+# 8.5 ms with 20 threads, 5.1 ms with 6, 4.6 ms with 4 and 4.1 ms with 3; 1 thread leaves the
+# worker waiting on PostgreSQL (0.7 of a core used). Of their own, so that a claim never
+# queues behind an intake batch or a manager's export.
 HOT_PATH_THREADS = 3
 _hot_limiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, anyio.CapacityLimiter] = (
     weakref.WeakKeyDictionary()

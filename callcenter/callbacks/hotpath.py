@@ -252,7 +252,8 @@ class HotPath:
         self.connections = AsyncConnections(
             database,
             connections,
-            settings={"plan_cache_mode": "force_generic_plan"},
+            # Instants come back in UTC, as the engine's `UTCDateTime` gives them.
+            settings={"plan_cache_mode": "force_generic_plan", "TimeZone": "UTC"},
         )
         self.counts: Counter[str] = Counter()
 

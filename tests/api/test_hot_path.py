@@ -5,6 +5,7 @@ answers either way."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -15,8 +16,11 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from callcenter.audit.models import AUDIT_TABLE
 from callcenter.audit.rules import actor_for
+from callcenter.callbacks.desk import release_lease
 from callcenter.callbacks.hotpath import HotPath
 from callcenter.callbacks.models import Attempt, Callback
+from callcenter.callbacks.rules import AttemptOutcome
+from callcenter.callbacks.schemas import AttemptCreate
 from callcenter.clock import FixedClock
 from callcenter.config import RulesConfig, Settings
 from callcenter.db import Database
@@ -221,3 +225,65 @@ def test_concurrent_hot_claims_take_each_callback_once(
             sa.select(sa.func.count()).where(Callback.__table__.c.status == "pending")  # type: ignore[attr-defined]
         ).scalar()
     assert left == 0
+
+
+# --- a callback changed between the attempt's read and its write -------------------------
+
+
+class _Meddling(HotPath):
+    """The hot path, with a supervisor releasing the lease after the attempt was read and
+    before it is written."""
+
+    def __init__(self, database: Database, meddle: Callable[[], object]) -> None:
+        super().__init__(database, connections=1)
+        self.meddle = meddle
+
+    def _plain_attempt(self, *args: Any, **kwargs: Any) -> Any:
+        recorded = super()._plain_attempt(*args, **kwargs)
+        self.meddle()
+        return recorded
+
+
+@needs_pg
+@pytest.mark.parametrize("backend", ["postgresql"])
+def test_an_attempt_on_a_callback_changed_meanwhile_writes_nothing(
+    database: Database, users: Users, client: TestClient
+) -> None:
+    created = post(client, users, event(occurred_at=IN_WINDOW - hours(1)))
+    assert claim(client, users) is not None
+    agent = users.user("agent1")
+    supervisor = users.user("super1", UserRole.SUPERVISOR)
+
+    def release() -> object:
+        return release_lease(
+            database.uow(), callback_id=created["id"], by=supervisor, now=IN_WINDOW
+        )
+
+    async def record() -> Any:
+        hot = _Meddling(database, release)
+        try:
+            return await hot.record_attempt(
+                callback_id=created["id"],
+                agent=agent,
+                attempt=AttemptCreate(outcome=AttemptOutcome.NO_ANSWER),
+                now=IN_WINDOW,
+                config=RulesConfig(),
+                actor=actor_for(agent, None),
+            ), dict(hot.counts)
+        finally:
+            await hot.close()
+
+    recorded, taken = asyncio.run(record())
+    assert recorded is None  # handed to the service, which now refuses it (409)
+    assert taken == {"attempts_handed_over": 1}
+    with database.engine.connect() as connection:
+        attempts = connection.execute(
+            sa.select(sa.func.count()).where(Attempt.__table__.c.callback_id == created["id"])  # type: ignore[attr-defined]
+        ).scalar()
+        status = connection.execute(
+            sa.select(Callback.__table__.c.status).where(Callback.__table__.c.id == created["id"])  # type: ignore[attr-defined]
+        ).scalar()
+    assert attempts == 0
+    assert status == "pending"  # as the release left it
+    response = attempt(client, users, created["id"], outcome="no_answer")
+    assert response.status_code == 409, response.text
