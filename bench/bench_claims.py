@@ -40,6 +40,7 @@ from bench.common import (
     print_report,
 )
 from bench.rawhttp import Connection, HttpError
+from callcenter.callbacks.hotpath import HOT_PATH_CONNECTIONS, HotPath
 from callcenter.callbacks.service import claim_next, record_attempt
 from callcenter.db import Database
 from callcenter.users.models import UserRole
@@ -52,8 +53,10 @@ def profile_groups() -> list[tuple[str, Matcher]]:
     """Where a request's time goes, by the functions on the stack (first match wins)."""
     return [
         ("auth: token → user (`user_for_token`, a transaction of its own)", "user_for_token"),
-        ("claim (`claim_next`)", "claim_next ("),
-        ("attempt (`record_attempt`)", "record_attempt ("),
+        ("claim on the hot path (`HotPath.claim`)", "HotPath.claim ("),
+        ("attempt on the hot path (`HotPath.record_attempt`)", "HotPath.record_attempt ("),
+        ("claim handed to the service (`claim_next`)", "claim_next ("),
+        ("attempt handed to the service (`record_attempt`)", "record_attempt ("),
         ("FastAPI: serialize the answer", "serialize_response"),
         ("FastAPI: parse the request, run the dependencies", "solve_dependencies"),
         ("FastAPI / Starlette / anyio: request plumbing, thread hand-offs", "starlette/"),
@@ -65,7 +68,13 @@ def profile_groups() -> list[tuple[str, Matcher]]:
 def profiled_functions() -> list[FunctionSource]:
     """The service functions whose lines the profile names (read now: call this when the
     code under test is loaded)."""
-    return [FunctionSource.of(claim_next), FunctionSource.of(record_attempt)]
+    return [
+        FunctionSource.of(HotPath.claim),
+        FunctionSource.of(HotPath.record_attempt),
+        FunctionSource.of(HotPath._plain_attempt),
+        FunctionSource.of(claim_next),
+        FunctionSource.of(record_attempt),
+    ]
 
 
 @dataclass
@@ -171,9 +180,10 @@ def pool_shape(database: Database) -> str:
     size = pool.size() if hasattr(pool, "size") else "?"
     overflow = getattr(pool, "_max_overflow", "?")
     return (
-        f"the pool keeps {size} connections and opens up to {overflow} more, which it closes "
-        "when they come back while the pool is full; the claim and the attempt run their "
-        f"database work on {HOT_PATH_THREADS} worker threads of their own (`api/deps.py`)"
+        "the claim and the plain attempt run on the event loop over the hot path's own "
+        f"{HOT_PATH_CONNECTIONS} connections (`callcenter/callbacks/hotpath.py`); what they hand "
+        f"over runs on {HOT_PATH_THREADS} worker threads (`api/deps.py`) with the engine's "
+        f"pool, which keeps {size} connections and opens up to {overflow} more"
     )
 
 
@@ -275,8 +285,8 @@ def run(args: argparse.Namespace) -> Report:
                 else ""
             )
             + (
-                f" Stages: {profile.top('stages', 5)}. Lines of `claim_next`: "
-                f"{profile.top_lines('claim_next', 3)}. Libraries: "
+                f" Stages: {profile.top('stages', 5)}. Lines of `HotPath.claim`: "
+                f"{profile.top_lines('HotPath.claim', 3)}. Libraries: "
                 f"{profile.top('libraries', 4)}."
                 if summary
                 else ""

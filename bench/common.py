@@ -678,7 +678,8 @@ class FunctionSource:
     @classmethod
     def of(cls, func: Callable[..., Any]) -> FunctionSource:
         path = str(Path(inspect.getsourcefile(func) or "").resolve())
-        return cls(func.__name__, path, Path(path).read_text().splitlines())
+        # py-spy names a method with its class (`HotPath.claim`), as `__qualname__` does.
+        return cls(func.__qualname__, path, Path(path).read_text().splitlines())
 
     def line_in(self, frames: Sequence[str]) -> int | None:
         """The line this function is executing in a sampled stack (innermost call), if any."""
