@@ -8,8 +8,7 @@ serialised without any in-process lock. PostgreSQL claims use `FOR UPDATE SKIP L
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Self
@@ -181,8 +180,8 @@ class Database:
 class AsyncConnections:
     """A few asyncio connections to PostgreSQL (autocommit), opened on first use in the event
     loop that uses them, at most `size` at once: the agents' hot requests run on them without a
-    worker thread (`callcenter.callbacks.hotpath`). A connection that broke, or that an error
-    left inside a transaction, is closed instead of being used again."""
+    worker thread (`callcenter.callbacks.hotpath`). A connection an error went through is
+    closed, not used again."""
 
     def __init__(
         self, database: Database, size: int, *, settings: Mapping[str, str] | None = None
@@ -195,22 +194,32 @@ class AsyncConnections:
         self._idle: list[Any] = []
         self._slots = asyncio.Semaphore(size)
 
-    @asynccontextmanager
-    async def connection(self) -> AsyncIterator[Any]:
+    async def acquire(self) -> Any:
+        """A connection, once one of the `size` is free; give it back with `release` or, after
+        an error, `discard`."""
         import psycopg
 
-        async with self._slots:
+        await self._slots.acquire()
+        try:
             conn = self._idle.pop() if self._idle else None
-            if conn is None or conn.closed or conn.broken:
+            if conn is None or conn.closed:
                 conn = await psycopg.AsyncConnection.connect(autocommit=True, **self._params)
-            try:
-                yield conn
-            finally:
-                idle = psycopg.pq.TransactionStatus.IDLE
-                if conn.closed or conn.broken or conn.info.transaction_status != idle:
-                    await conn.close()
-                else:
-                    self._idle.append(conn)
+        except BaseException:
+            self._slots.release()
+            raise
+        return conn
+
+    def release(self, conn: Any) -> None:
+        """Give back a connection whose work went through (autocommit: nothing left open)."""
+        self._idle.append(conn)
+        self._slots.release()
+
+    async def discard(self, conn: Any) -> None:
+        """Close a connection whose work failed, whatever state that left it in."""
+        try:
+            await conn.close()
+        finally:
+            self._slots.release()
 
     async def close(self) -> None:
         idle, self._idle = self._idle, []

@@ -21,12 +21,11 @@ import enum
 import json
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import psycopg
@@ -67,6 +66,8 @@ from callcenter.db import AsyncConnections, Database
 from callcenter.errors import Conflict
 from callcenter.users.models import User
 from callcenter.windows.rules import open_zones
+
+_T = TypeVar("_T")
 
 # Connections each API process keeps for the hot path, beside the engine's pool.
 HOT_PATH_CONNECTIONS = 8
@@ -260,14 +261,25 @@ class HotPath:
     async def close(self) -> None:
         await self.connections.close()
 
-    @asynccontextmanager
-    async def _connection(self) -> AsyncIterator[Any]:
+    async def _on_connection(self, work: Callable[[Any], Awaitable[_T]]) -> _T:
+        """`work` on one of the hot path's connections; HotPathUnavailable if the connection
+        failed (the connection is closed after any error)."""
         try:
-            async with self.connections.connection() as conn:
-                yield conn
+            conn = await self.connections.acquire()
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
             self.counts["unavailable"] += 1
             raise HotPathUnavailable(str(exc)) from exc
+        try:
+            done = await work(conn)
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            await self.connections.discard(conn)
+            self.counts["unavailable"] += 1
+            raise HotPathUnavailable(str(exc)) from exc
+        except BaseException:
+            await self.connections.discard(conn)
+            raise
+        self.connections.release(conn)
+        return done
 
     async def _zones(self, conn: Any) -> list[str]:
         names = cached_zones(self.engine)
@@ -291,10 +303,11 @@ class HotPath:
             subject_id="",
             now=now,
         )
-        async with self._connection() as conn:
+
+        async def take(conn: Any) -> list[dict[str, Any]]:
             zones = open_zones(now, await self._zones(conn), config.windows)
             if not zones:
-                return None
+                return []
             values = {
                 "now": now,
                 "agent_id": agent.id,
@@ -305,14 +318,15 @@ class HotPath:
             }
             for _ in range(MAX_CLAIM_RACES):
                 rows = await _CLAIM.rows(conn, values)
-                if not rows:
-                    return None
-                if rows[0]["cb_id"] is not None:
-                    break
+                if not rows or rows[0]["cb_id"] is not None:
+                    return rows
                 # Another claimer leased this customer's callbacks between our snapshot and
                 # our lock: the next customer.
-            else:
-                return None
+            return []
+
+        rows = await self._on_connection(take)
+        if not rows:
+            return None
         self.counts["claims"] += 1
         customer = SimpleNamespace(**{name: rows[0][name] for name in _CUSTOMER_COLUMNS})
         taken = [_callback(row) for row in rows]
@@ -333,7 +347,8 @@ class HotPath:
         if attempt.outcome is AttemptOutcome.DO_NOT_CALL:
             self.counts["attempts_handed_over"] += 1
             return None
-        async with self._connection() as conn:
+
+        async def record(conn: Any) -> AttemptRecorded | None:
             rows = await _READ.rows(conn, {"callback_id": callback_id, "now": now})
             try:
                 if not rows:
@@ -343,10 +358,12 @@ class HotPath:
                 if not await statement.rows(conn, recorded.values):
                     raise _HandOver  # changed since it was read
             except _HandOver:
-                self.counts["attempts_handed_over"] += 1
                 return None
-        self.counts["attempts"] += 1
-        return recorded.answer
+            return recorded.answer
+
+        answer = await self._on_connection(record)
+        self.counts["attempts" if answer is not None else "attempts_handed_over"] += 1
+        return answer
 
     def _plain_attempt(
         self,
@@ -389,7 +406,8 @@ class HotPath:
         if target.assigned_agent_id not in names:
             raise _HandOver  # its view names another agent: `record_attempt` reads them
         values["id"] = row["attempt_id"]
-        recorded = Attempt(**values)
+        # Its columns, as `attempt_read` reads them: an ORM object costs more to make.
+        recorded: Attempt = SimpleNamespace(**values)  # type: ignore[assignment]
         audit = audit_row(
             actor=actor,
             action=AuditAction.ATTEMPT_RECORDED,

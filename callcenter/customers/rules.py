@@ -33,6 +33,9 @@ def _normalize(raw: str, default_region: str) -> str:
     return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
 
 
+# Every claim and every attempt shows the customer's number masked; parsing it costs more than
+# the rest of building the answer, and a number's mask never changes.
+@functools.lru_cache(maxsize=16_384)
 def mask_phone(e164: str) -> str:
     """`+8613812345678` → `+86 138****5678`: enough to recognise, not enough to dial."""
     try:
