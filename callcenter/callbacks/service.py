@@ -672,7 +672,9 @@ def _cancel_closed_contacts(session: Session, items: list[_Prepared], now: datet
 # ---------------------------------------------------------------------------------------
 
 
-def _customer_read(customer: Customer) -> CustomerRead:
+def customer_read(customer: Customer) -> CustomerRead:
+    """The customer as the API shows them (the phone number masked); `customer` may be a row
+    with the customer's columns."""
     return CustomerRead(
         id=customer.external_id,
         name=customer.name,
@@ -702,7 +704,7 @@ def callback_read(
         channel=callback.channel,
         order_id=callback.order_id,
         event_id=callback.event_id,
-        customer=customer if isinstance(customer, CustomerRead) else _customer_read(customer),
+        customer=customer if isinstance(customer, CustomerRead) else customer_read(customer),
         anchor_at=callback.anchor_at,
         available_at=callback.available_at,
         due_at=callback.due_at,
@@ -1023,14 +1025,7 @@ def claim_read(
 ) -> ClaimRead:
     """The answer to a claim: the `customer` picked (a row with its columns) and the callbacks
     `taken` (rows with the callbacks' columns), earliest hard limit first."""
-    read = CustomerRead(
-        id=customer.external_id,
-        name=customer.name,
-        title=customer.title,
-        phone_masked=mask_phone(customer.phone),
-        timezone=customer.timezone,
-        region=customer.region,
-    )
+    read = customer_read(customer)
     views = sorted(
         (
             callback_read(

@@ -22,11 +22,10 @@ from callcenter.audit import service as audit
 from callcenter.audit.rules import Actor, AuditAction, SubjectType, actor_for
 from callcenter.callbacks.models import Attempt, Callback
 from callcenter.callbacks.rules import TERMINAL, AttemptOutcome, CallbackStatus, deadlines_for
-from callcenter.callbacks.schemas import AttemptCreate, CustomerRead
-from callcenter.callbacks.service import callback_views, record_attempt
+from callcenter.callbacks.schemas import AttemptCreate
+from callcenter.callbacks.service import callback_views, customer_read, record_attempt
 from callcenter.config import CallbackType, OfferSpec, ReasonSpec, RulesConfig
 from callcenter.customers.models import Customer, DoNotCall
-from callcenter.customers.rules import mask_phone
 from callcenter.db import UnitOfWork, upsert_into
 from callcenter.errors import Conflict, InvalidFields, NotFound
 from callcenter.questionnaires.service import current_versions
@@ -114,14 +113,7 @@ def _case_read(case: RetentionCase, customer: Customer, on_list: bool, now: date
     return CaseRead(
         id=case.id,
         callback_id=case.callback_id,
-        customer=CustomerRead(
-            id=customer.external_id,
-            name=customer.name,
-            title=customer.title,
-            phone_masked=mask_phone(customer.phone),
-            timezone=customer.timezone,
-            region=customer.region,
-        ),
+        customer=customer_read(customer),
         do_not_call=bool(on_list),
         order_id=case.order_id,
         state=case.state,
