@@ -86,7 +86,7 @@ def create_app(
             scheduler = build_scheduler(database=database, clock=clock, settings=settings)
             scheduler.start()
             log.info("scheduler started in-process")
-        if database.engine.dialect.name == "postgresql":
+        if settings.hot_path and database.engine.dialect.name == "postgresql":
             # The claim and the plain attempt on this event loop's own connections.
             app.state.hot_path = HotPath(database)
         try:

@@ -98,6 +98,8 @@ def app_env(url: str) -> dict[str, str]:
     env = dict(os.environ)
     env["CALLCENTER_DATABASE_URL"] = url
     env["CALLCENTER_SCHEDULER_ENABLED"] = "false"
+    # The benchmarks measure the PostgreSQL hot path (off by default: see the README).
+    env.setdefault("CALLCENTER_HOT_PATH", "true")
     return env
 
 

@@ -70,7 +70,7 @@ from callcenter.windows.rules import open_zones
 _T = TypeVar("_T")
 
 # Connections each API process keeps for the hot path, beside the engine's pool.
-HOT_PATH_CONNECTIONS = 8
+HOT_PATH_CONNECTIONS = 4
 
 _CB = Callback.__table__  # type: ignore[attr-defined]
 _CU = Customer.__table__  # type: ignore[attr-defined]

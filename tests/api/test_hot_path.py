@@ -32,6 +32,11 @@ from tests.factories import event, hours
 needs_pg = pytest.mark.skipif(not PG_URL, reason="CALLCENTER_TEST_PG_URL is not set")
 
 
+@pytest.fixture
+def settings(database: Database) -> Settings:
+    return Settings(database_url=database.url, scheduler_enabled=False, hot_path=True)
+
+
 def counts(client: TestClient) -> dict[str, int]:
     hot: HotPath = client.app.state.hot_path  # type: ignore[attr-defined]
     return dict(hot.counts)
@@ -40,6 +45,13 @@ def counts(client: TestClient) -> dict[str, int]:
 def test_sqlite_has_no_hot_path(client: TestClient, backend: str) -> None:
     has_one = getattr(client.app.state, "hot_path", None) is not None  # type: ignore[attr-defined]
     assert has_one is (backend == "postgresql")
+
+
+def test_the_hot_path_is_off_unless_asked_for(database: Database, clock: FixedClock) -> None:
+    settings = Settings(database_url=database.url, scheduler_enabled=False)
+    app = create_app(settings, database=database, clock=clock, start_scheduler=False)
+    with TestClient(app):
+        assert getattr(app.state, "hot_path", None) is None
 
 
 @needs_pg
@@ -166,7 +178,7 @@ def test_the_hot_path_writes_and_answers_as_the_services_do(tmp_path: Any) -> No
         database, drop = make_database("postgresql", tmp_path)
         try:
             clock = FixedClock(IN_WINDOW)
-            settings = Settings(database_url=database.url, scheduler_enabled=False)
+            settings = Settings(database_url=database.url, scheduler_enabled=False, hot_path=True)
             app = create_app(settings, database=database, clock=clock, start_scheduler=False)
             with TestClient(app) as client:
                 if not hot:
