@@ -6,10 +6,12 @@ cost the API worker more than PostgreSQL spends on the claim itself (bench/RESUL
 
 - the claim is one statement: pick and lock the customer, lease their callable callbacks and
   audit the phone number shown (rule SV-4), built from the same clauses as `claim_next`;
-- the attempt is two round trips (lock and read; write and commit) and takes the plain case
-  only. Anything else goes back to `record_attempt` (the caller's `None`), untouched: an error
-  to report, a whole-call outcome on a claim of several callbacks, an answered callback whose
-  questionnaire must be checked, a churn callback (its retention case), do-not-call.
+- the attempt is two statements, each its own transaction: read the callback, then write its
+  change, the attempt and the audit row only if the callback is still as it was read. It takes
+  the plain case only. Anything else goes back to `record_attempt` (the caller's `None`) with
+  nothing written: an error to report, a whole-call outcome on a claim of several callbacks,
+  an answered callback whose questionnaire must be checked, a churn callback (its retention
+  case), do-not-call, a callback changed between the read and the write.
 
 The rules are the functions `claim_next` and `record_attempt` call; the statements are
 compiled once for psycopg. SQLite has no such path.
@@ -180,20 +182,21 @@ _READ = _Statement(
 _AT = Attempt.__table__  # type: ignore[attr-defined]
 # Written only if the callback is as it was read (the lease, its holder, the counts, the
 # deadlines): else nothing is written and `record_attempt` takes the attempt, under its lock.
+_AS_READ_COLUMNS = (
+    "status",
+    "claim_id",
+    "claimed_by_id",
+    "lease_expires_at",
+    "attempt_count",
+    "unreached_count",
+    "assigned_agent_id",
+    "due_at",
+    "hard_due_at",
+    "script_version_id",
+)
 _AS_READ = [
     _CB.c[name].is_not_distinct_from(sa.bindparam(f"was_{name}", type_=_CB.c[name].type))
-    for name in (
-        "status",
-        "claim_id",
-        "claimed_by_id",
-        "lease_expires_at",
-        "attempt_count",
-        "unreached_count",
-        "assigned_agent_id",
-        "due_at",
-        "hard_due_at",
-        "script_version_id",
-    )
+    for name in _AS_READ_COLUMNS
 ]
 _CHANGED = UPDATE_AFTER_ATTEMPT.where(*_AS_READ).returning(_CB.c.id).cte("changed")
 _WRITES: dict[tuple[tuple[str, ...], tuple[str, ...]], _Statement] = {}
@@ -220,9 +223,9 @@ def _write(attempt: Mapping[str, Any], audit: Mapping[str, Any]) -> _Statement:
 _REPORTED = (Conflict, rules.IllegalTransition, CallBackTimeRefused)
 
 
-def _callback(row: Mapping[str, Any], prefix: str = "cb_") -> SimpleNamespace:
+def _callback(row: Mapping[str, Any]) -> SimpleNamespace:
     """A callback from a row's `cb_` columns, typed as the ORM would load it."""
-    fields = {column.name: row[prefix + column.name] for column in _CB.c}
+    fields = {column.name: row[f"cb_{column.name}"] for column in _CB.c}
     fields["type"] = CallbackType(fields["type"])
     fields["status"] = CallbackStatus(fields["status"])
     fields["channel"] = Channel(fields["channel"])
@@ -237,7 +240,7 @@ class HotPathUnavailable(Exception):
 
 
 class _HandOver(Exception):
-    """Not the plain case: `record_attempt` takes the attempt (the transaction rolls back)."""
+    """Not the plain case: `record_attempt` takes the attempt (nothing was written)."""
 
 
 class HotPath:
@@ -375,7 +378,7 @@ class HotPath:
         actor: Actor,
     ) -> _Recorded:
         target = _callback(row)
-        was = {column.name: getattr(target, column.name) for column in _CB.c}
+        was = {name: getattr(target, name) for name in _AS_READ_COLUMNS}
         outcome = attempt.outcome
         whole_call = outcome in rules.WHOLE_CALL_OUTCOMES
         if (
