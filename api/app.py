@@ -93,7 +93,8 @@ def create_app(
             yield
         finally:
             if scheduler is not None:
-                scheduler.shutdown(wait=False)
+                # The jobs under way finish first, as `callcenter scheduler` does on a signal.
+                await anyio.to_thread.run_sync(lambda: scheduler.shutdown(wait=True))
             hot_path = getattr(app.state, "hot_path", None)
             if hot_path is not None:
                 del app.state.hot_path

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -113,11 +114,24 @@ def run_scheduler() -> None:
         settings=settings,
         scheduler=BlockingScheduler(timezone="UTC"),
     )
+    # `docker stop` and process managers send SIGTERM: stop as Ctrl-C does, not mid-job.
+    signal.signal(signal.SIGTERM, _stop_on_signal)
     typer.echo("scheduler running; Ctrl-C stops it")
     try:
         scheduler.start()
     except (KeyboardInterrupt, SystemExit):
         pass
+    finally:
+        # The jobs under way finish before the process exits: a job cut short by the
+        # interpreter's exit fails half-way (the IVR dialer could not hand its call over).
+        if scheduler.running:
+            scheduler.shutdown(wait=True)
+        database.dispose()
+    typer.echo("scheduler stopped")
+
+
+def _stop_on_signal(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 def upgrade_database(url: str) -> None:

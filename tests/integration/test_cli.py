@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -170,3 +173,38 @@ def test_a_broken_script_stops_start_up_with_file_and_line(tmp_path: Path) -> No
     lint = runner.invoke(app, ["scripts", "lint", str(broken)])
     assert lint.exit_code == 1 and f"repair.yaml:{number + 1}" in lint.output
     assert runner.invoke(app, ["scripts", "lint"]).exit_code == 0
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_the_scheduler_stops_cleanly_on_a_signal(
+    db_env: str, tmp_path: Path, stop: signal.Signals
+) -> None:
+    log = tmp_path / "scheduler.log"
+    env = {
+        **os.environ,
+        "CALLCENTER_DATABASE_URL": db_env,
+        "CALLCENTER_SLA_WATCH_SECONDS": "1",
+        "CALLCENTER_LEASE_SWEEP_SECONDS": "1",
+    }
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "callcenter", "scheduler"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while "job=sla_watch rows=" not in log.read_text():  # its jobs are running
+                assert process.poll() is None, log.read_text()
+                assert time.monotonic() < deadline, log.read_text()
+                time.sleep(0.2)
+            process.send_signal(stop)
+            code = process.wait(timeout=30)
+        finally:
+            if process.poll() is None:
+                process.kill()
+    output = log.read_text()
+    assert code == 0, output  # not killed by the signal, not failed
+    assert "Traceback" not in output
+    assert output.rstrip().endswith("scheduler stopped"), output[-2000:]
