@@ -214,13 +214,17 @@ class Recorder:
             self.race_samples.append(f"{endpoint}: {detail[:200]}")
 
     def summary(self, seconds: float) -> dict[str, Any]:
+        """Latencies of the requests sent during the run. Those sent after it, when every agent
+        mid-call records the call at once (`pause`), are the wrap-up: a burst no working day
+        has, counted in the statuses and the errors and timed apart."""
         endpoints = {}
         for name in sorted(self.latency):
-            values = self.latency[name]
             starts = self.at[name]
+            during = [v for t, v in zip(starts, self.latency[name], strict=True) if t < seconds]
+            values = during or self.latency[name]
             minutes = collections.Counter(int(t // 60) for t in starts)
             endpoints[name] = {
-                "n": len(values),
+                "n": len(self.latency[name]),
                 "per_s": len(values) / seconds,
                 "statuses": dict(self.statuses[name]),
                 "p50": percentile(values, 50) * 1000,
@@ -230,16 +234,22 @@ class Recorder:
                 "mean": statistics.fmean(values) * 1000,
                 "per_minute": [minutes.get(m, 0) for m in range(int(seconds // 60) + 1)],
             }
-        # Latency drift: every request of the first and of the last measured minute.
         everything = [
             (t, v)
             for name in self.latency
             for t, v in zip(self.at[name], self.latency[name], strict=True)
         ]
+        # Latency drift: every request of the first and of the last measured minute.
         window = min(60.0, seconds / 3)
         first = [v for t, v in everything if window <= t < 2 * window] or [0.0]
-        last = [v for t, v in everything if t >= seconds - window] or [0.0]
+        last = [v for t, v in everything if seconds - window <= t < seconds] or [0.0]
+        wrap_up = [v for t, v in everything if t >= seconds] or [0.0]
         return {
+            "wrap_up_requests": {
+                "n": sum(1 for t, _ in everything if t >= seconds),
+                "p50": percentile(wrap_up, 50) * 1000,
+                "p99": percentile(wrap_up, 99) * 1000,
+            },
             "endpoints": endpoints,
             "errors": dict(self.errors),
             "error_samples": self.error_samples,
@@ -1443,6 +1453,17 @@ def report(results: dict[str, Any]) -> Report:
         f"{drift['window_s']:.0f} s (after as long a warm-up), {fmt(drift['last_p99'])} ms in "
         f"the last. The load generator's event loop woke up late by p99 {lag['p99']:.0f} ms "
         f"(max {lag['max']:.0f} ms): that much of any latency above is the generator's own.",
+    ]
+    wrap = load.get("wrap_up_requests")
+    if wrap and wrap["n"]:
+        d += [
+            "",
+            f"Wrap-up: when the time was up, every agent mid-call recorded the call at once: "
+            f"{wrap['n']:,} requests in {load['wrap_up_seconds']:.1f} s, p50 {fmt(wrap['p50'])} "
+            f"ms, p99 {fmt(wrap['p99'])} ms. They count in the statuses and the errors above, "
+            "not in the latencies (no working day sends them all at once).",
+        ]
+    d += [
         "",
         "The IVR's webhooks, requested by the call simulator in the scheduler's process, from "
         "the server's access log (statuses only: the simulator does not time them):",
