@@ -583,9 +583,9 @@ class Settings(BaseSettings):
     clock_file: Path | None = None
     rules: RulesConfig = RulesConfig()
     scheduler_enabled: bool = True
-    # On PostgreSQL, claims and plain attempts on the event loop (callcenter.callbacks.hotpath).
-    # Off until it has passed the soak: with it on, the soak's requests queued for minutes.
-    hot_path: bool = False
+    # On PostgreSQL, claims and plain attempts on the event loop (callcenter.callbacks.hotpath);
+    # off, every request goes through the services (as on SQLite).
+    hot_path: bool = True
     lease_sweep_seconds: int = Field(default=60, ge=1)
     sla_watch_seconds: int = Field(default=60, ge=1)
     personal_sweep_seconds: int = Field(default=60, ge=1)

@@ -47,11 +47,16 @@ def test_sqlite_has_no_hot_path(client: TestClient, backend: str) -> None:
     assert has_one is (backend == "postgresql")
 
 
-def test_the_hot_path_is_off_unless_asked_for(database: Database, clock: FixedClock) -> None:
-    settings = Settings(database_url=database.url, scheduler_enabled=False)
+@pytest.mark.parametrize("setting", [None, False], ids=["default", "turned off"])
+def test_the_hot_path_is_on_by_default_on_postgresql(
+    database: Database, clock: FixedClock, backend: str, setting: bool | None
+) -> None:
+    chosen = {} if setting is None else {"hot_path": setting}
+    settings = Settings(database_url=database.url, scheduler_enabled=False, **chosen)
     app = create_app(settings, database=database, clock=clock, start_scheduler=False)
     with TestClient(app):
-        assert getattr(app.state, "hot_path", None) is None
+        has_one = getattr(app.state, "hot_path", None) is not None
+    assert has_one is (backend == "postgresql" and setting is None)
 
 
 @needs_pg
