@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 import sqlalchemy as sa
+from sqlalchemy.sql.schema import ScalarElementColumnDefault
 
 from bench.common import (
     Check,
@@ -67,7 +68,7 @@ def _defaults(table: str, given: dict[str, str]) -> tuple[str, str]:
         default = column.default
         if column.name in columns or column.nullable or column.primary_key:
             continue
-        if default is None or not getattr(default, "is_scalar", False):
+        if not isinstance(default, ScalarElementColumnDefault):
             raise RuntimeError(f"{table}.{column.name}: NOT NULL without a default; load it")
         value = default.arg
         if isinstance(value, bool):
