@@ -243,12 +243,12 @@ class Recorder:
         window = min(60.0, seconds / 3)
         first = [v for t, v in everything if window <= t < 2 * window] or [0.0]
         last = [v for t, v in everything if seconds - window <= t < seconds] or [0.0]
-        wrap_up = [v for t, v in everything if t >= seconds] or [0.0]
+        wrap_up = [v for t, v in everything if t >= seconds]
         return {
             "wrap_up_requests": {
-                "n": sum(1 for t, _ in everything if t >= seconds),
-                "p50": percentile(wrap_up, 50) * 1000,
-                "p99": percentile(wrap_up, 99) * 1000,
+                "n": len(wrap_up),
+                "p50": percentile(wrap_up or [0.0], 50) * 1000,
+                "p99": percentile(wrap_up or [0.0], 99) * 1000,
             },
             "endpoints": endpoints,
             "errors": dict(self.errors),
@@ -936,11 +936,13 @@ class Upkeep:
     880 ms and every other request slowed with PostgreSQL."""
 
     DUE = """
-        SELECT s.relname,
-               n_dead_tup > 50 + 0.2 * greatest(c.reltuples, 0) AS vacuum
-          FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
-         WHERE n_mod_since_analyze > 50 + 0.1 * greatest(c.reltuples, 0)
-            OR n_dead_tup > 50 + 0.2 * greatest(c.reltuples, 0)
+        SELECT relname, to_vacuum FROM (
+            SELECT s.relname,
+                   n_dead_tup > 50 + 0.2 * greatest(c.reltuples, 0) AS to_vacuum,
+                   n_mod_since_analyze > 50 + 0.1 * greatest(c.reltuples, 0) AS to_analyze
+              FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
+        ) AS tables
+         WHERE to_vacuum OR to_analyze
     """
 
     def __init__(self, url: str, interval: float) -> None:
@@ -1384,7 +1386,7 @@ def report(results: dict[str, Any]) -> Report:
     report.checks.append(
         Check(
             f"soak, {p['minutes']:g} min, {p['agents']} agents, {p['events_per_second']:g} "
-            f"events/s, {p['workers']} workers, hot path {p.get('hot_path', 'off')}: errors",
+            f"events/s, {p['workers']} workers, hot path {p['hot_path']}: errors",
             f"{total_errors}",
             "0",
             total_errors == 0,
@@ -1470,8 +1472,8 @@ def report(results: dict[str, Any]) -> Report:
         f"the last. The load generator's event loop woke up late by p99 {lag['p99']:.0f} ms "
         f"(max {lag['max']:.0f} ms): that much of any latency above is the generator's own.",
     ]
-    wrap = load.get("wrap_up_requests")
-    if wrap and wrap["n"]:
+    wrap = load["wrap_up_requests"]
+    if wrap["n"]:
         d += [
             "",
             f"Wrap-up: when the time was up, every agent mid-call recorded the call at once: "
@@ -1536,9 +1538,9 @@ def report(results: dict[str, Any]) -> Report:
         f"{results['machine_busy_cores']:.2f} cores of {machine['cores']} (PostgreSQL and "
         "every other process included).",
     ]
-    upkeep = results.get("upkeep")
-    if upkeep and not upkeep["autovacuum"]:
-        tables = ", ".join(f"{name} {n}" for name, n in upkeep.get("tables", {}).items())
+    upkeep = results["upkeep"]
+    if not upkeep["autovacuum"]:
+        tables = ", ".join(f"{name} {n}" for name, n in upkeep["tables"].items())
         d += [
             "",
             f"Upkeep: this PostgreSQL server has autovacuum off, so the soak stood in for it: "
@@ -1558,7 +1560,7 @@ def report(results: dict[str, Any]) -> Report:
         "",
         f"Run: `python -m bench.bench_soak --minutes {p['minutes']:g} --agents {p['agents']} "
         f"--events-per-second {p['events_per_second']:g} --workers {p['workers']} "
-        f"--hot-path {p.get('hot_path', 'off')}` (replaces "
+        f"--hot-path {p['hot_path']}` (replaces "
         "this section of bench/RESULTS.md; exits 1 on any error).",
     ]
     return report

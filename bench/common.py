@@ -98,8 +98,6 @@ def app_env(url: str) -> dict[str, str]:
     env = dict(os.environ)
     env["CALLCENTER_DATABASE_URL"] = url
     env["CALLCENTER_SCHEDULER_ENABLED"] = "false"
-    # The benchmarks measure the PostgreSQL hot path (the default), unless told otherwise.
-    env.setdefault("CALLCENTER_HOT_PATH", "true")
     return env
 
 
